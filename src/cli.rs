@@ -1,0 +1,151 @@
+//! The command line: `mcwan plan`, `mcwan gateway`, `mcwan crds`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ipnet::IpNet;
+
+use crate::desired::PlanConfig;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mcwan",
+    version,
+    about = "Multi-cluster east-west gateway for Kubernetes"
+)]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "MCWAN_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the desired state of one cluster's gateway for a static catalog.
+    Plan(PlanCmd),
+    /// Run the gateway: DNS for the clusterset zone, driven by a catalog.
+    Gateway(GatewayCmd),
+    /// Print the CustomResourceDefinitions mcwan uses, as YAML.
+    Crds,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct PlanArgs {
+    /// This gateway's cluster ID.
+    #[arg(long, env = "MCWAN_CLUSTER_ID")]
+    pub cluster_id: String,
+    /// The static catalog directory (clusterset.yaml and one directory per cluster).
+    #[arg(long, env = "MCWAN_CATALOG")]
+    pub catalog: PathBuf,
+    /// Where ClusterSetIPs are allocated from.
+    #[arg(long, default_value = "241.64.0.0/16", env = "MCWAN_VIP_CIDR")]
+    pub vip_cidr: IpNet,
+    /// WAN policy of ServiceExports without the mcw.l7mp.io/mc-wan-policy annotation.
+    #[arg(long, env = "MCWAN_DEFAULT_WAN_POLICY")]
+    pub default_wan_policy: Option<String>,
+    /// IPVS scheduler of the virtual servers.
+    #[arg(long, default_value = "rr")]
+    pub scheduler: String,
+}
+
+impl PlanArgs {
+    pub fn plan_config(&self) -> PlanConfig {
+        PlanConfig {
+            vip_cidr: self.vip_cidr,
+            default_wan_policy: self.default_wan_policy.clone(),
+            scheduler: self.scheduler.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanCmd {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+#[derive(Debug, Args)]
+pub struct GatewayCmd {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// DNS listen address (UDP and TCP).
+    #[arg(long, default_value = "127.0.0.1:5353", env = "MCWAN_DNS_LISTEN")]
+    pub dns_listen: SocketAddr,
+    /// The clusterset zone.
+    #[arg(long, default_value = "clusterset.local")]
+    pub zone: String,
+    /// TTL of every record, in seconds.
+    #[arg(long, default_value_t = 5)]
+    pub ttl: u32,
+    /// How long to wait for work in flight on shutdown, in seconds.
+    #[arg(long, default_value_t = 5)]
+    pub shutdown_grace: u64,
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    init_logging(cli.log_format);
+    match cli.command {
+        Command::Plan(cmd) => plan(cmd),
+        Command::Gateway(cmd) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            runtime.block_on(crate::gateway::run(cmd))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Crds => {
+            print!("{}", crate::render::crds_yaml()?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn plan(cmd: PlanCmd) -> anyhow::Result<ExitCode> {
+    let catalog = crate::catalog::load_dir(&cmd.plan.catalog)?;
+    let config = cmd.plan.plan_config();
+    let state = crate::desired::compute(crate::desired::Inputs {
+        catalog: &catalog,
+        cluster_id: &cmd.plan.cluster_id,
+        config: &config,
+        previous: &Default::default(),
+        down: &Default::default(),
+    });
+    match cmd.output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&state)?),
+        Output::Table => print!("{}", crate::render::plan_table(&state)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("MCWAN_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}

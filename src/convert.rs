@@ -1,0 +1,271 @@
+//! Conversion of Kubernetes objects (as every source reads them) into the domain model. Each
+//! failure names the field at fault; the caller adds the cluster and object.
+
+use std::net::IpAddr;
+
+use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::api::discovery::v1 as discovery;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use crate::crd;
+use crate::model::{
+    Endpoint, EndpointPort, EndpointSlice, ExportGroup, Protocol, Service, ServiceExport,
+    ServiceKey, ServicePort, ServiceType, SessionAffinity, Sla, TargetPort, WanPolicy,
+};
+use crate::validate::{is_dns_label, is_port_name};
+
+/// A field of an object that cannot be used, and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("field {field}: {message}")]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The label that ties a Kubernetes EndpointSlice to its Service.
+pub const LABEL_K8S_SERVICE_NAME: &str = "kubernetes.io/service-name";
+
+fn key_of(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> Result<ServiceKey, FieldError> {
+    let name = meta
+        .name
+        .clone()
+        .ok_or_else(|| FieldError::new("metadata.name", "missing"))?;
+    if !is_dns_label(&name) {
+        return Err(FieldError::new(
+            "metadata.name",
+            format!("{name:?} is not a DNS-1123 label"),
+        ));
+    }
+    let namespace = meta
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".to_owned());
+    if !is_dns_label(&namespace) {
+        return Err(FieldError::new(
+            "metadata.namespace",
+            format!("{namespace:?} is not a DNS-1123 label"),
+        ));
+    }
+    Ok(ServiceKey { namespace, name })
+}
+
+fn port_number(value: i32, field: impl FnOnce() -> String) -> Result<u16, FieldError> {
+    u16::try_from(value)
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| FieldError::new(field(), format!("{value} is not a port in 1..=65535")))
+}
+
+fn protocol(value: Option<&str>, field: impl FnOnce() -> String) -> Result<Protocol, FieldError> {
+    Protocol::parse(value).ok_or_else(|| {
+        FieldError::new(
+            field(),
+            format!(
+                "{:?} is not one of TCP, UDP, SCTP",
+                value.unwrap_or_default()
+            ),
+        )
+    })
+}
+
+pub fn service(svc: &core::Service) -> Result<Service, FieldError> {
+    let key = key_of(&svc.metadata)?;
+    let spec = svc.spec.clone().unwrap_or_default();
+    let service_type = if spec.type_.as_deref() == Some("ExternalName") {
+        ServiceType::ExternalName
+    } else if spec.cluster_ip.as_deref() == Some("None") {
+        ServiceType::Headless
+    } else {
+        ServiceType::ClusterIp
+    };
+    let mut ports = Vec::new();
+    for (i, p) in spec.ports.iter().flatten().enumerate() {
+        let name = p.name.clone().unwrap_or_default();
+        if !name.is_empty() && !is_port_name(&name) {
+            return Err(FieldError::new(
+                format!("spec.ports[{i}].name"),
+                format!("{name:?} is not a valid port name"),
+            ));
+        }
+        let target_port = match &p.target_port {
+            None => None,
+            Some(IntOrString::Int(n)) => Some(TargetPort::Number(port_number(*n, || {
+                format!("spec.ports[{i}].targetPort")
+            })?)),
+            Some(IntOrString::String(s)) => Some(TargetPort::Name(s.clone())),
+        };
+        ports.push(ServicePort {
+            name,
+            protocol: protocol(p.protocol.as_deref(), || {
+                format!("spec.ports[{i}].protocol")
+            })?,
+            port: port_number(p.port, || format!("spec.ports[{i}].port"))?,
+            target_port,
+        });
+    }
+    let session_affinity = match spec.session_affinity.as_deref() {
+        Some("ClientIP") => SessionAffinity::ClientIp {
+            timeout_seconds: spec
+                .session_affinity_config
+                .and_then(|c| c.client_ip)
+                .and_then(|c| c.timeout_seconds)
+                .and_then(|t| u32::try_from(t).ok())
+                .unwrap_or(10_800),
+        },
+        None | Some("None") => SessionAffinity::None,
+        Some(other) => {
+            return Err(FieldError::new(
+                "spec.sessionAffinity",
+                format!("{other:?} is not one of None, ClientIP"),
+            ))
+        }
+    };
+    Ok(Service {
+        key,
+        service_type,
+        ports,
+        session_affinity,
+    })
+}
+
+pub fn endpoint_slice(slice: &discovery::EndpointSlice) -> Result<EndpointSlice, FieldError> {
+    let own = key_of(&slice.metadata)?;
+    let field = format!("metadata.labels[\"{LABEL_K8S_SERVICE_NAME}\"]");
+    let service_name = slice
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(LABEL_K8S_SERVICE_NAME))
+        .ok_or_else(|| {
+            FieldError::new(field.clone(), "missing: the slice belongs to no Service")
+        })?;
+    let mut endpoints = Vec::new();
+    for (i, ep) in slice.endpoints.iter().flatten().enumerate() {
+        let mut addresses = Vec::new();
+        for (j, a) in ep.addresses.iter().enumerate() {
+            let ip: IpAddr = a.parse().map_err(|_| {
+                FieldError::new(
+                    format!("endpoints[{i}].addresses[{j}]"),
+                    format!("{a:?} is not an IP address"),
+                )
+            })?;
+            addresses.push(ip);
+        }
+        let ready = ep.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
+        let hostname = ep.hostname.clone();
+        if let Some(h) = &hostname {
+            if !is_dns_label(h) {
+                return Err(FieldError::new(
+                    format!("endpoints[{i}].hostname"),
+                    format!("{h:?} is not a DNS-1123 label"),
+                ));
+            }
+        }
+        endpoints.push(Endpoint {
+            addresses,
+            ready,
+            hostname,
+        });
+    }
+    let mut ports = Vec::new();
+    for (i, p) in slice.ports.iter().flatten().enumerate() {
+        let Some(port) = p.port else { continue };
+        ports.push(EndpointPort {
+            name: p.name.clone().unwrap_or_default(),
+            protocol: protocol(p.protocol.as_deref(), || format!("ports[{i}].protocol"))?,
+            port: port_number(port, || format!("ports[{i}].port"))?,
+        });
+    }
+    Ok(EndpointSlice {
+        name: own.name,
+        service: ServiceKey::new(own.namespace, service_name.clone()),
+        ports,
+        endpoints,
+    })
+}
+
+pub fn service_export(
+    export: &crd::ServiceExport,
+    group: ExportGroup,
+) -> Result<ServiceExport, FieldError> {
+    let key = key_of(&export.metadata)?;
+    let wan_policy = export
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(crd::WAN_POLICY_ANNOTATION))
+        .cloned();
+    if let Some(p) = &wan_policy {
+        if p.is_empty() {
+            return Err(FieldError::new(
+                format!("metadata.annotations[\"{}\"]", crd::WAN_POLICY_ANNOTATION),
+                "empty: name a WANPolicy or remove the annotation to use the default",
+            ));
+        }
+    }
+    Ok(ServiceExport {
+        key,
+        wan_policy,
+        created: export.metadata.creation_timestamp.as_ref().map(|t| t.0),
+        group,
+    })
+}
+
+pub fn wan_policy(policy: &crd::WanPolicy) -> Result<WanPolicy, FieldError> {
+    let name = policy
+        .metadata
+        .name
+        .clone()
+        .ok_or_else(|| FieldError::new("metadata.name", "missing"))?;
+    let spec = &policy.spec;
+    if !is_dns_label(&spec.tunnel) {
+        return Err(FieldError::new(
+            "spec.tunnel",
+            format!("{:?} is not a DNS-1123 label", spec.tunnel),
+        ));
+    }
+    if spec.port == 0 {
+        return Err(FieldError::new("spec.port", "0 is not a port in 1..=65535"));
+    }
+    let port_count = spec.port_count.unwrap_or(1);
+    if port_count == 0 || u32::from(spec.port) + u32::from(port_count) - 1 > 65_535 {
+        return Err(FieldError::new(
+            "spec.portCount",
+            format!(
+                "{port_count} ports from {} do not fit in 1..=65535",
+                spec.port
+            ),
+        ));
+    }
+    let sla = spec.sla.clone().unwrap_or_default();
+    if let Some(loss) = sla.loss_percent {
+        if !(0.0..=100.0).contains(&loss) {
+            return Err(FieldError::new(
+                "spec.sla.loss-percent",
+                format!("{loss} is not a percentage"),
+            ));
+        }
+    }
+    Ok(WanPolicy {
+        name,
+        tunnel: spec.tunnel.clone(),
+        port: spec.port,
+        port_count,
+        sla: Sla {
+            jitter_ms: sla.jitter_ms,
+            latency_ms: sla.latency_ms,
+            loss_percent: sla.loss_percent,
+        },
+    })
+}

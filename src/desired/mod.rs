@@ -1,0 +1,345 @@
+//! The desired state: one pure function of (catalog, this cluster's ID, configuration, previous
+//! allocations, peer health). Everything the gateway's actuators apply comes from here: DNS
+//! records, IPVS tables, tunnel and route intents, the imports and the export conditions to
+//! write. No I/O; deterministic for equal inputs.
+
+mod dns;
+mod exports;
+mod ipvs;
+mod tunnel;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use ipnet::{IpNet, Ipv4Net};
+use serde::{Deserialize, Serialize};
+
+pub use exports::{Condition, ExportStatus, IngressPort};
+pub use ipvs::{IpvsTables, RealServer, VirtualServer};
+pub use tunnel::{ClassPlan, PeerPlan, TunnelPlan};
+
+use crate::alloc::{self, PrefixPool};
+use crate::catalog::Catalog;
+use crate::model::{ClusterId, Protocol, ServiceKey, ServicePort, SessionAffinity, TunnelClass};
+use crate::problem::{ObjectRef, Problem};
+use crate::resolve::{self, ImportType, Resolution};
+
+/// Configuration of the plan (the parts of the gateway's configuration it depends on).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanConfig {
+    /// Where ClusterSetIPs come from.
+    pub vip_cidr: IpNet,
+    /// The WAN policy of exports without the annotation.
+    pub default_wan_policy: Option<String>,
+    /// IPVS scheduler of the virtual servers.
+    pub scheduler: String,
+}
+
+impl Default for PlanConfig {
+    fn default() -> Self {
+        Self {
+            vip_cidr: IpNet::V4(
+                Ipv4Net::new(std::net::Ipv4Addr::new(241, 64, 0, 0), 16).unwrap_or_default(),
+            ),
+            default_wan_policy: None,
+            scheduler: "rr".to_owned(),
+        }
+    }
+}
+
+/// A service port's identity on a gateway's ingress: which service, which port.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct IngressKey {
+    pub service: ServiceKey,
+    pub protocol: Protocol,
+    pub port: u16,
+}
+
+impl IngressKey {
+    fn bytes(&self) -> Vec<u8> {
+        format!("{}/{}/{}", self.service, self.protocol, self.port).into_bytes()
+    }
+}
+
+/// One cluster's ingress ports.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct IngressPorts(#[serde(with = "crate::serde_map")] pub BTreeMap<IngressKey, u16>);
+
+impl std::ops::Deref for IngressPorts {
+    type Target = BTreeMap<IngressKey, u16>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+/// Allocations carried from one plan to the next (and read back from the cluster on start), so
+/// they stay where they are.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Allocations {
+    #[serde(with = "crate::serde_map")]
+    pub vips: BTreeMap<ServiceKey, IpAddr>,
+    /// Ingress ports per exporting cluster.
+    pub ingress_ports: BTreeMap<ClusterId, IngressPorts>,
+    /// WireGuard inner subnet per tunnel class.
+    pub class_subnets: BTreeMap<TunnelClass, Ipv4Net>,
+}
+
+/// Clusters whose gateways failed their health checks: drained from IPVS and DNS.
+pub type DownClusters = BTreeSet<ClusterId>;
+
+/// A service imported into this cluster.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Import {
+    pub key: ServiceKey,
+    pub import_type: ImportType,
+    pub vip: Option<IpAddr>,
+    pub ports: Vec<ServicePort>,
+    pub session_affinity: SessionAffinity,
+    /// Clusters backing the import (healthy exporters), sorted.
+    pub clusters: Vec<ClusterId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DesiredState {
+    pub cluster_id: ClusterId,
+    pub imports: Vec<Import>,
+    /// This cluster's exports and their conditions.
+    pub exports: Vec<ExportStatus>,
+    pub dns: Vec<mcwan_dns::ServiceRecord>,
+    pub ipvs: IpvsTables,
+    pub tunnels: TunnelPlan,
+    pub allocations: Allocations,
+    /// Problems of the catalog and of the plan (with the catalog's first).
+    pub problems: Vec<Problem>,
+}
+
+/// Everything the plan depends on.
+#[derive(Clone, Copy, Debug)]
+pub struct Inputs<'a> {
+    pub catalog: &'a Catalog,
+    pub cluster_id: &'a str,
+    pub config: &'a PlanConfig,
+    pub previous: &'a Allocations,
+    pub down: &'a DownClusters,
+}
+
+/// Computes the desired state of `inputs.cluster_id`'s gateway.
+pub fn compute(inputs: Inputs<'_>) -> DesiredState {
+    let Inputs {
+        catalog,
+        cluster_id,
+        config,
+        previous,
+        down,
+    } = inputs;
+    let mut problems = catalog.problems.clone();
+    let policies: BTreeMap<_, _> = catalog
+        .clusters
+        .iter()
+        .map(|(id, objects)| {
+            (
+                id.clone(),
+                crate::policies::usable(id, objects, &mut problems),
+            )
+        })
+        .collect();
+    let resolution = resolve::resolve(
+        &catalog.clusters,
+        &policies,
+        config.default_wan_policy.as_deref(),
+    );
+    for view in resolution.exports.values() {
+        if let Some(invalid) = &view.invalid {
+            problems.push(Problem::error(
+                Some(&view.cluster),
+                ObjectRef::namespaced("ServiceExport", &view.key),
+                invalid.field.as_deref(),
+                invalid.message.clone(),
+            ));
+        }
+        if !view.conflict_reasons.is_empty() {
+            problems.push(Problem::warning(
+                Some(&view.cluster),
+                ObjectRef::namespaced("ServiceExport", &view.key),
+                None,
+                format!(
+                    "conflict ({}): {}",
+                    view.conflict_reasons.join(","),
+                    view.conflict_message
+                ),
+            ));
+        }
+    }
+
+    let local = catalog.clusters.get(cluster_id);
+    if local.is_none() {
+        problems.push(Problem::error(
+            None,
+            ObjectRef::cluster_scoped("ClusterSet cluster", cluster_id),
+            Some("clusters[].id"),
+            "this gateway's cluster ID is not in the clusterset: it imports nothing".into(),
+        ));
+    }
+    let imported: Vec<&resolve::ClusterSetService> = resolution
+        .services
+        .values()
+        .filter(|s| local.is_some_and(|l| l.has_namespace(&s.key.namespace)))
+        .collect();
+
+    let vips = allocate_vips(&imported, config, previous, &mut problems);
+    let ingress_ports = allocate_ingress(&resolution, previous, &mut problems);
+    let class_subnets = tunnel::class_subnets(catalog, &policies, previous, &mut problems);
+    let allocations = Allocations {
+        vips,
+        ingress_ports,
+        class_subnets,
+    };
+
+    let imports: Vec<Import> = imported
+        .iter()
+        .filter_map(|s| {
+            let vip = allocations.vips.get(&s.key).copied();
+            if s.import_type == ImportType::ClusterSetIp && vip.is_none() {
+                return None;
+            }
+            Some(Import {
+                key: s.key.clone(),
+                import_type: s.import_type,
+                vip,
+                ports: s.ports.clone(),
+                session_affinity: s.session_affinity,
+                clusters: s
+                    .members
+                    .iter()
+                    .map(|m| m.cluster.clone())
+                    .filter(|c| !down.contains(c))
+                    .collect(),
+            })
+        })
+        .collect();
+
+    let ctx = Context {
+        catalog,
+        cluster_id,
+        config,
+        down,
+        allocations: &allocations,
+        resolution: &resolution,
+    };
+    DesiredState {
+        cluster_id: cluster_id.to_owned(),
+        dns: dns::records(&ctx, &imported, &imports),
+        ipvs: ipvs::tables(&ctx, &imports, &mut problems),
+        tunnels: tunnel::plan(&ctx, &policies, &mut problems),
+        exports: exports::statuses(&ctx),
+        imports,
+        allocations,
+        problems,
+    }
+}
+
+/// What the parts of the plan share.
+struct Context<'a> {
+    catalog: &'a Catalog,
+    cluster_id: &'a str,
+    config: &'a PlanConfig,
+    down: &'a DownClusters,
+    allocations: &'a Allocations,
+    resolution: &'a Resolution,
+}
+
+fn allocate_vips(
+    imported: &[&resolve::ClusterSetService],
+    config: &PlanConfig,
+    previous: &Allocations,
+    problems: &mut Vec<Problem>,
+) -> BTreeMap<ServiceKey, IpAddr> {
+    let keys: BTreeSet<ServiceKey> = imported
+        .iter()
+        .filter(|s| s.import_type == ImportType::ClusterSetIp)
+        .map(|s| s.key.clone())
+        .collect();
+    let (vips, exhausted) = alloc::allocate(
+        &PrefixPool(config.vip_cidr),
+        &keys,
+        |k| k.to_string().into_bytes(),
+        &previous.vips,
+    );
+    for key in exhausted.0 {
+        problems.push(Problem::error(
+            None,
+            ObjectRef::namespaced("ServiceImport", &key),
+            Some("spec.ips"),
+            format!(
+                "the ClusterSetIP range {} is exhausted; the service is not imported",
+                config.vip_cidr
+            ),
+        ));
+    }
+    vips
+}
+
+/// Ingress ports of every exporting cluster, per tunnel class range.
+fn allocate_ingress(
+    resolution: &Resolution,
+    previous: &Allocations,
+    problems: &mut Vec<Problem>,
+) -> BTreeMap<ClusterId, IngressPorts> {
+    // (cluster, class) -> (range, keys)
+    let mut pools: BTreeMap<
+        (ClusterId, TunnelClass),
+        (std::ops::RangeInclusive<u16>, BTreeSet<IngressKey>),
+    > = BTreeMap::new();
+    for service in resolution.services.values() {
+        if service.import_type != ImportType::ClusterSetIp {
+            continue;
+        }
+        for member in &service.members {
+            let Some(policy) = &member.policy else {
+                continue;
+            };
+            let entry = pools
+                .entry((member.cluster.clone(), policy.tunnel.clone()))
+                .or_insert_with(|| (policy.port_range(), BTreeSet::new()));
+            for &i in &member.ports {
+                let p = &service.ports[i];
+                entry.1.insert(IngressKey {
+                    service: service.key.clone(),
+                    protocol: p.protocol,
+                    port: p.port,
+                });
+            }
+        }
+    }
+    let empty = IngressPorts::default();
+    let mut out: BTreeMap<ClusterId, IngressPorts> = BTreeMap::new();
+    for ((cluster, class), (range, keys)) in pools {
+        let prev = previous.ingress_ports.get(&cluster).unwrap_or(&empty);
+        let (ports, exhausted) = alloc::allocate(
+            &alloc::PortPool(range.clone()),
+            &keys,
+            IngressKey::bytes,
+            prev,
+        );
+        for key in exhausted.0 {
+            problems.push(Problem::error(
+                Some(&cluster),
+                ObjectRef::namespaced("ServiceExport", &key.service),
+                None,
+                format!(
+                    "no free ingress port for {}/{} in tunnel class {class:?} (ports {}-{}): raise spec.portCount of its WANPolicy",
+                    key.port,
+                    key.protocol,
+                    range.start(),
+                    range.end()
+                ),
+            ));
+        }
+        out.entry(cluster).or_default().0.extend(ports);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

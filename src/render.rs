@@ -1,0 +1,310 @@
+//! Human-readable renderings: the plan as tables (`mcwan plan`), the CRDs as YAML (`mcwan crds`).
+
+use std::fmt::Write as _;
+
+use kube::CustomResourceExt;
+use mcwan_dns::ServiceRecordKind;
+
+use crate::crd;
+use crate::desired::{DesiredState, VirtualServer};
+use crate::problem::Severity;
+
+/// Column-aligned text table.
+#[derive(Debug, Default)]
+pub struct Table {
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn new(header: &[&str]) -> Self {
+        Self {
+            rows: vec![header.iter().map(|s| s.to_string()).collect()],
+        }
+    }
+
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.len() <= 1
+    }
+
+    pub fn render(&self) -> String {
+        let cols = self.rows.iter().map(Vec::len).max().unwrap_or(0);
+        let widths: Vec<usize> = (0..cols)
+            .map(|c| {
+                self.rows
+                    .iter()
+                    .filter_map(|r| r.get(c))
+                    .map(|s| s.chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let mut out = String::new();
+        for row in &self.rows {
+            let mut line = String::new();
+            for (c, cell) in row.iter().enumerate() {
+                if c + 1 == row.len() {
+                    line.push_str(cell);
+                } else {
+                    let _ = write!(line, "{cell:<w$}  ", w = widths[c]);
+                }
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+fn section(out: &mut String, title: &str, table: &Table) {
+    let _ = writeln!(out, "\n{title}");
+    if table.is_empty() {
+        out.push_str("  (none)\n");
+    } else {
+        out.push_str(&table.render());
+    }
+}
+
+fn vs_rows(table: &mut Table, servers: &[VirtualServer]) {
+    for vs in servers {
+        let reals = if vs.reals.is_empty() {
+            "(no real servers)".to_owned()
+        } else {
+            vs.reals
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{} ({})",
+                        std::net::SocketAddr::new(r.address, r.port),
+                        r.cluster
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let persistence = vs
+            .persistence
+            .map(|t| format!(" persistent {t}"))
+            .unwrap_or_default();
+        table.row(vec![
+            vs.service.to_string(),
+            format!(
+                "{} {}",
+                vs.protocol,
+                std::net::SocketAddr::new(vs.address, vs.port)
+            ),
+            format!("{}{persistence}", vs.scheduler),
+            reals,
+        ]);
+    }
+}
+
+/// `mcwan plan`'s table output.
+pub fn plan_table(state: &DesiredState) -> String {
+    let mut out = format!("desired state of cluster {}'s gateway\n", state.cluster_id);
+
+    let mut imports = Table::new(&["SERVICE", "TYPE", "VIP", "PORTS", "CLUSTERS"]);
+    for i in &state.imports {
+        let ports = i
+            .ports
+            .iter()
+            .map(|p| {
+                if p.name.is_empty() {
+                    format!("{}/{}", p.port, p.protocol)
+                } else {
+                    format!("{} {}/{}", p.name, p.port, p.protocol)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        imports.row(vec![
+            i.key.to_string(),
+            i.import_type.to_string(),
+            i.vip.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
+            ports,
+            i.clusters.join(","),
+        ]);
+    }
+    section(&mut out, "IMPORTS", &imports);
+
+    let mut exports = Table::new(&[
+        "SERVICE",
+        "WAN-POLICY",
+        "TUNNEL",
+        "INGRESS",
+        "VALID",
+        "READY",
+        "CONFLICT",
+    ]);
+    for e in &state.exports {
+        let cond = |t: &str| {
+            e.condition(t)
+                .map(|c| {
+                    if c.status {
+                        "True".to_owned()
+                    } else {
+                        format!("False ({})", c.reason)
+                    }
+                })
+                .unwrap_or_default()
+        };
+        let conflict = e
+            .condition("Conflict")
+            .map(|c| {
+                if c.status {
+                    format!("True ({})", c.reason)
+                } else {
+                    "False".into()
+                }
+            })
+            .unwrap_or_default();
+        let ingress = e
+            .ingress
+            .iter()
+            .map(|p| format!("{}/{}->{}", p.service_port, p.protocol, p.ingress_port))
+            .collect::<Vec<_>>()
+            .join(", ");
+        exports.row(vec![
+            e.key.to_string(),
+            e.wan_policy.clone().unwrap_or_else(|| "-".into()),
+            e.tunnel.clone().unwrap_or_else(|| "-".into()),
+            if ingress.is_empty() {
+                "-".into()
+            } else {
+                ingress
+            },
+            cond("Valid"),
+            cond("Ready"),
+            conflict,
+        ]);
+    }
+    section(&mut out, "EXPORTS", &exports);
+
+    let mut dns = Table::new(&["NAME", "TYPE", "DATA"]);
+    for r in &state.dns {
+        let name = format!("{}.{}.svc", r.name, r.namespace);
+        match &r.kind {
+            ServiceRecordKind::ClusterSetIp { ips } => {
+                for ip in ips {
+                    dns.row(vec![
+                        name.clone(),
+                        if ip.is_ipv4() { "A" } else { "AAAA" }.into(),
+                        ip.to_string(),
+                    ]);
+                }
+            }
+            ServiceRecordKind::Headless { endpoints } => {
+                if endpoints.is_empty() {
+                    dns.row(vec![
+                        name.clone(),
+                        "-".into(),
+                        "(headless, no ready endpoint: NXDOMAIN)".into(),
+                    ]);
+                }
+                for ep in endpoints {
+                    for ip in &ep.ips {
+                        dns.row(vec![
+                            format!("{}.{}.{name}", ep.hostname, ep.cluster_id),
+                            if ip.is_ipv4() { "A" } else { "AAAA" }.into(),
+                            ip.to_string(),
+                        ]);
+                    }
+                }
+            }
+        }
+        for p in r.ports.iter().filter(|p| p.name.is_some()) {
+            dns.row(vec![
+                format!(
+                    "_{}._{}.{name}",
+                    p.name.as_deref().unwrap_or_default(),
+                    match p.protocol {
+                        mcwan_dns::PortProtocol::Tcp => "tcp",
+                        mcwan_dns::PortProtocol::Udp => "udp",
+                        mcwan_dns::PortProtocol::Sctp => "sctp",
+                    }
+                ),
+                "SRV".into(),
+                format!("port {}", p.port),
+            ]);
+        }
+    }
+    section(
+        &mut out,
+        "DNS (names relative to the clusterset zone)",
+        &dns,
+    );
+
+    let mut egress = Table::new(&["SERVICE", "VIRTUAL SERVER", "SCHEDULER", "REAL SERVERS"]);
+    vs_rows(&mut egress, &state.ipvs.egress);
+    section(&mut out, "IPVS EGRESS", &egress);
+    let mut ingress = Table::new(&["SERVICE", "VIRTUAL SERVER", "SCHEDULER", "REAL SERVERS"]);
+    vs_rows(&mut ingress, &state.ipvs.ingress);
+    section(&mut out, "IPVS INGRESS", &ingress);
+
+    let mut tunnels = Table::new(&[
+        "CLASS",
+        "WAN-PORT",
+        "INGRESS-PORTS",
+        "LOCAL",
+        "VIA",
+        "PEERS",
+    ]);
+    for c in &state.tunnels.classes {
+        let via = match (c.inner_subnet, c.sdwan_next_hop) {
+            (Some(s), _) => format!("wireguard {s}"),
+            (None, Some(h)) => format!("sd-wan edge {h}"),
+            (None, None) => "main table".into(),
+        };
+        let peers = c
+            .peers
+            .iter()
+            .map(|p| format!("{} {} -> {}", p.cluster, p.endpoint, p.address))
+            .collect::<Vec<_>>()
+            .join(", ");
+        tunnels.row(vec![
+            c.class.clone(),
+            c.wan_port.to_string(),
+            format!("{}-{}", c.ingress_ports.0, c.ingress_ports.1),
+            c.local_address.to_string(),
+            via,
+            peers,
+        ]);
+    }
+    section(
+        &mut out,
+        &format!("TUNNELS ({:?})", state.tunnels.mode).to_uppercase(),
+        &tunnels,
+    );
+
+    let mut problems = Table::new(&["SEVERITY", "PROBLEM"]);
+    for p in &state.problems {
+        problems.row(vec![
+            match p.severity {
+                Severity::Error => "error".into(),
+                Severity::Warning => "warning".into(),
+            },
+            p.to_string(),
+        ]);
+    }
+    section(&mut out, "PROBLEMS", &problems);
+    out
+}
+
+/// The CRDs as one multi-document YAML stream.
+pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
+    let crds = [
+        crd::ServiceExport::crd(),
+        crd::ServiceImport::crd(),
+        crd::WanPolicy::crd(),
+        crd::ClusterProperty::crd(),
+    ];
+    let mut out = String::new();
+    for c in crds {
+        out.push_str("---\n");
+        out.push_str(&serde_yaml::to_string(&c)?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,320 @@
+//! From every cluster's exports to clusterset services, per the MCS API (KEP-1645):
+//!
+//! - an export is **Valid** when its Service exists and is not ExternalName, and (mcwan's rule)
+//!   its WAN policy exists in the exporting cluster;
+//! - valid exports of one namespace/name form one clusterset service; where they disagree the
+//!   **oldest export wins** (`creationTimestamp`, then cluster ID; exports without a timestamp
+//!   count as newest): its type, its session affinity, and its definition of each port name or
+//!   port/protocol pair. Ports are the union. Every export of a conflicted service carries a
+//!   **Conflict** condition saying which field, which cluster won and why;
+//! - exports whose type conflicts contribute no endpoints; exports with a conflicting port
+//!   contribute endpoints to every port but that one.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::jiff::Timestamp;
+use serde::Serialize;
+
+use crate::crd::WAN_POLICY_ANNOTATION;
+use crate::model::{
+    ClusterId, ClusterObjects, Service, ServiceKey, ServicePort, ServiceType, SessionAffinity,
+    WanPolicy,
+};
+
+/// MCS condition reasons used by mcwan.
+pub mod reason {
+    pub const VALID: &str = "Valid";
+    pub const NO_SERVICE: &str = "NoService";
+    pub const INVALID_SERVICE_TYPE: &str = "InvalidServiceType";
+    pub const UNKNOWN_WAN_POLICY: &str = "UnknownWANPolicy";
+    pub const EXPORTED: &str = "Exported";
+    pub const PENDING: &str = "Pending";
+    pub const FAILED: &str = "Failed";
+    pub const NO_CONFLICTS: &str = "NoConflicts";
+    pub const PORT_CONFLICT: &str = "PortConflict";
+    pub const TYPE_CONFLICT: &str = "TypeConflict";
+    pub const SESSION_AFFINITY_CONFLICT: &str = "SessionAffinityConflict";
+}
+
+/// Why an export is not valid.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Invalid {
+    pub reason: &'static str,
+    /// The field at fault, if one is (`metadata.annotations["mcw.l7mp.io/mc-wan-policy"]`).
+    pub field: Option<String>,
+    pub message: String,
+}
+
+/// One cluster's export of a service, as resolved.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ExportView {
+    pub cluster: ClusterId,
+    pub key: ServiceKey,
+    pub created: Option<Timestamp>,
+    /// The WAN policy the export asked for (or the default), and whether it was found.
+    pub policy_name: Option<String>,
+    pub policy: Option<WanPolicy>,
+    pub invalid: Option<Invalid>,
+    /// Conflict reasons (MCS reason names) and one message saying what and who won.
+    pub conflict_reasons: Vec<&'static str>,
+    pub conflict_message: String,
+}
+
+/// A cluster that backs a clusterset service.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Member {
+    pub cluster: ClusterId,
+    pub service: Service,
+    pub policy: Option<WanPolicy>,
+    /// Indexes into [`ClusterSetService::ports`] this member serves.
+    pub ports: Vec<usize>,
+}
+
+/// The MCS ServiceImport type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum ImportType {
+    #[serde(rename = "ClusterSetIP")]
+    ClusterSetIp,
+    Headless,
+}
+
+impl std::fmt::Display for ImportType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::ClusterSetIp => "ClusterSetIP",
+            Self::Headless => "Headless",
+        })
+    }
+}
+
+/// The merged view of one namespace/name across the clusterset.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ClusterSetService {
+    pub key: ServiceKey,
+    pub import_type: ImportType,
+    /// Merged ports (target ports are per cluster and left out).
+    pub ports: Vec<ServicePort>,
+    pub session_affinity: SessionAffinity,
+    /// Oldest first.
+    pub members: Vec<Member>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Resolution {
+    pub exports: BTreeMap<(ClusterId, ServiceKey), ExportView>,
+    pub services: BTreeMap<ServiceKey, ClusterSetService>,
+}
+
+/// Resolves every export of every cluster. `policies` holds each cluster's usable WAN policies.
+pub fn resolve(
+    clusters: &BTreeMap<ClusterId, ClusterObjects>,
+    policies: &BTreeMap<ClusterId, BTreeMap<String, WanPolicy>>,
+    default_policy: Option<&str>,
+) -> Resolution {
+    let mut res = Resolution::default();
+    let mut valid: BTreeMap<ServiceKey, Vec<Exporter>> = BTreeMap::new();
+    let no_policies = BTreeMap::new();
+    for (cluster, objects) in clusters {
+        let cluster_policies = policies.get(cluster).unwrap_or(&no_policies);
+        for export in objects.exports.values() {
+            let service = objects.services.get(&export.key);
+            let policy_name = export
+                .wan_policy
+                .clone()
+                .or_else(|| default_policy.map(str::to_owned));
+            let policy = policy_name
+                .as_ref()
+                .and_then(|n| cluster_policies.get(n))
+                .cloned();
+            let invalid = match service {
+                None => Some(Invalid {
+                    reason: reason::NO_SERVICE,
+                    field: None,
+                    message: format!("Service {} does not exist in cluster {cluster}", export.key),
+                }),
+                Some(s) if s.service_type == ServiceType::ExternalName => Some(Invalid {
+                    reason: reason::INVALID_SERVICE_TYPE,
+                    field: None,
+                    message: format!(
+                        "Service {} is of type ExternalName, which cannot be exported",
+                        export.key
+                    ),
+                }),
+                Some(s) => policy_problem(
+                    s,
+                    export.wan_policy.as_deref(),
+                    policy_name.as_deref(),
+                    policy.is_some(),
+                ),
+            };
+            if invalid.is_none() {
+                if let Some(s) = service {
+                    valid.entry(export.key.clone()).or_default().push((
+                        export.created,
+                        cluster.clone(),
+                        s.clone(),
+                        policy.clone(),
+                    ));
+                }
+            }
+            res.exports.insert(
+                (cluster.clone(), export.key.clone()),
+                ExportView {
+                    cluster: cluster.clone(),
+                    key: export.key.clone(),
+                    created: export.created,
+                    policy_name,
+                    policy,
+                    invalid,
+                    conflict_reasons: Vec::new(),
+                    conflict_message: String::new(),
+                },
+            );
+        }
+    }
+    for (key, mut exporters) in valid {
+        // Oldest first; exports without a timestamp count as newest; ties by cluster ID.
+        exporters.sort_by(|a, b| (a.0.is_none(), a.0, &a.1).cmp(&(b.0.is_none(), b.0, &b.1)));
+        let (service, conflicts) = merge(&key, exporters);
+        for (cluster, reasons, message) in conflicts {
+            if let Some(view) = res.exports.get_mut(&(cluster, key.clone())) {
+                view.conflict_reasons = reasons;
+                view.conflict_message = message;
+            }
+        }
+        res.services.insert(key, service);
+    }
+    res
+}
+
+fn policy_problem(
+    service: &Service,
+    requested: Option<&str>,
+    name: Option<&str>,
+    found: bool,
+) -> Option<Invalid> {
+    let field = Some(format!("metadata.annotations[\"{WAN_POLICY_ANNOTATION}\"]"));
+    match (name, found) {
+        (_, true) => None,
+        // Headless services are not carried by mcwan's dataplane: no policy needed.
+        (None, false) if service.service_type == ServiceType::Headless => None,
+        (None, false) => Some(Invalid {
+            reason: reason::UNKNOWN_WAN_POLICY,
+            field,
+            message: format!("no {WAN_POLICY_ANNOTATION} annotation and no default WAN policy is configured"),
+        }),
+        (Some(n), false) if requested.is_some() => Some(Invalid {
+            reason: reason::UNKNOWN_WAN_POLICY,
+            field,
+            message: format!("WANPolicy {n:?} does not exist (or is invalid) in this cluster"),
+        }),
+        (Some(n), false) => Some(Invalid {
+            reason: reason::UNKNOWN_WAN_POLICY,
+            field,
+            message: format!("no {WAN_POLICY_ANNOTATION} annotation, and the default WANPolicy {n:?} does not exist in this cluster"),
+        }),
+    }
+}
+
+type Exporter = (Option<Timestamp>, ClusterId, Service, Option<WanPolicy>);
+type Conflicts = Vec<(ClusterId, Vec<&'static str>, String)>;
+
+fn describe_port(p: &ServicePort) -> String {
+    let name = if p.name.is_empty() {
+        "(unnamed)"
+    } else {
+        &p.name
+    };
+    format!("{name} {}/{}", p.port, p.protocol)
+}
+
+fn merge(key: &ServiceKey, exporters: Vec<Exporter>) -> (ClusterSetService, Conflicts) {
+    let oldest = &exporters[0];
+    let winner = oldest.1.clone();
+    let why = match oldest.0 {
+        Some(t) => format!("its export is the oldest ({t})"),
+        None => "no export has a creationTimestamp, so the first cluster ID wins".to_owned(),
+    };
+    let import_type = match oldest.2.service_type {
+        ServiceType::Headless => ImportType::Headless,
+        _ => ImportType::ClusterSetIp,
+    };
+    let mut reasons: Vec<&'static str> = Vec::new();
+    let mut messages: Vec<String> = Vec::new();
+    let mut ports: Vec<ServicePort> = Vec::new();
+    let mut members = Vec::new();
+    for (_, cluster, service, policy) in exporters.iter() {
+        let member_type = match service.service_type {
+            ServiceType::Headless => ImportType::Headless,
+            _ => ImportType::ClusterSetIp,
+        };
+        if member_type != import_type {
+            push_unique(&mut reasons, reason::TYPE_CONFLICT);
+            messages.push(format!("type: cluster {cluster} exports {member_type}, cluster {winner} exports {import_type} and wins because {why}"));
+            continue;
+        }
+        if service.session_affinity != oldest.2.session_affinity {
+            push_unique(&mut reasons, reason::SESSION_AFFINITY_CONFLICT);
+            messages.push(format!(
+                "sessionAffinity: cluster {cluster} has {:?}, cluster {winner} has {:?} and wins",
+                service.session_affinity, oldest.2.session_affinity
+            ));
+        }
+        let mut served = Vec::new();
+        for p in &service.ports {
+            let by_name = ports.iter().position(|m| m.name == p.name);
+            let by_number = ports
+                .iter()
+                .position(|m| m.port == p.port && m.protocol == p.protocol);
+            match (by_name, by_number) {
+                (Some(i), Some(j)) if i == j => served.push(i),
+                (None, None) => {
+                    ports.push(ServicePort {
+                        target_port: None,
+                        ..p.clone()
+                    });
+                    served.push(ports.len() - 1);
+                }
+                (Some(i), _) | (None, Some(i)) => {
+                    push_unique(&mut reasons, reason::PORT_CONFLICT);
+                    messages.push(format!(
+                        "ports: cluster {cluster} exports {}, which clashes with {} from cluster {winner}, whose definition wins because {why}",
+                        describe_port(p),
+                        describe_port(&ports[i])
+                    ));
+                }
+            }
+        }
+        members.push(Member {
+            cluster: cluster.clone(),
+            service: service.clone(),
+            policy: policy.clone(),
+            ports: served,
+        });
+    }
+    let conflicts = if reasons.is_empty() {
+        Vec::new()
+    } else {
+        let message = messages.join("; ");
+        exporters
+            .iter()
+            .map(|e| (e.1.clone(), reasons.clone(), message.clone()))
+            .collect()
+    };
+    (
+        ClusterSetService {
+            key: key.clone(),
+            import_type,
+            ports,
+            session_affinity: oldest.2.session_affinity,
+            members,
+        },
+        conflicts,
+    )
+}
+
+fn push_unique(v: &mut Vec<&'static str>, r: &'static str) {
+    if !v.contains(&r) {
+        v.push(r);
+    }
+}
