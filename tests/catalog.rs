@@ -1,0 +1,189 @@
+//! The static catalog source: the seeds' manifests load as written, bad objects are named with
+//! their field and spare everything else.
+
+use std::path::Path;
+
+use mcwan::catalog::{load_dir, CatalogError};
+use mcwan::model::{ExportGroup, ServiceKey};
+use mcwan::problem::Severity;
+
+fn example() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/clusterset"))
+}
+
+/// A catalog of two clusters, `cluster-1` holding `manifests`.
+fn catalog_with(manifests: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("clusterset.yaml"),
+        "clusters:\n- {id: cluster-1, index: 1, gateway: {wanAddress: 192.0.2.1}}\n- {id: cluster-2, index: 2, gateway: {wanAddress: 192.0.2.2}}\n",
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("cluster-1")).unwrap();
+    std::fs::create_dir(dir.path().join("cluster-2")).unwrap();
+    std::fs::write(dir.path().join("cluster-1/objects.yaml"), manifests).unwrap();
+    dir
+}
+
+const GOOD_SERVICE: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: good, namespace: secure}\nspec: {ports: [{name: http, port: 80}]}\n";
+
+#[test]
+fn the_seed_manifests_load_as_written() {
+    let catalog = load_dir(example()).unwrap();
+    let c1 = &catalog.clusters["cluster-1"];
+    let high = &c1.wan_policies["sd-wan-priority-high"];
+    assert_eq!((high.tunnel.as_str(), high.port), ("business", 31111));
+    assert_eq!(high.sla.latency_ms, Some(100));
+    assert_eq!(high.sla.loss_percent, Some(1.0));
+    let low = &c1.wan_policies["sd-wan-priority-low"];
+    assert_eq!(
+        (low.tunnel.as_str(), low.port, low.sla.jitter_ms),
+        ("default", 31112, Some(1000))
+    );
+    let payment = &c1.exports[&ServiceKey::new("secure", "payment")];
+    assert_eq!(payment.wan_policy.as_deref(), Some("sd-wan-priority-high"));
+    assert_eq!(payment.group, ExportGroup::Draft);
+    assert_eq!(
+        c1.exports[&ServiceKey::new("insecure", "logging")].group,
+        ExportGroup::Mcs
+    );
+    assert!(
+        catalog
+            .problems
+            .iter()
+            .all(|p| p.severity == Severity::Warning),
+        "{:#?}",
+        catalog.problems
+    );
+}
+
+#[test]
+fn the_draft_group_loads_with_a_warning_naming_api_version() {
+    let catalog = load_dir(example()).unwrap();
+    let warning = catalog
+        .problems
+        .iter()
+        .find(|p| p.object.name == "payment")
+        .unwrap();
+    assert_eq!(warning.field.as_deref(), Some("apiVersion"));
+    assert!(warning.message.contains("multicluster.x-k8s.io"));
+}
+
+#[test]
+fn a_malformed_object_names_the_field_and_spares_the_others() {
+    let dir = catalog_with(&format!(
+        "{GOOD_SERVICE}---\napiVersion: v1\nkind: Service\nmetadata: {{name: bad, namespace: secure}}\nspec: {{ports: [{{name: http, port: 70000}}]}}\n"
+    ));
+    let catalog = load_dir(dir.path()).unwrap();
+    let services = &catalog.clusters["cluster-1"].services;
+    assert!(services.contains_key(&ServiceKey::new("secure", "good")));
+    assert!(!services.contains_key(&ServiceKey::new("secure", "bad")));
+    let p = &catalog.problems[0];
+    assert_eq!(
+        (p.cluster.as_deref(), p.object.to_string().as_str()),
+        (Some("cluster-1"), "Service secure/bad")
+    );
+    assert_eq!(p.field.as_deref(), Some("spec.ports[0].port"));
+    assert!(p.to_string().contains("70000"), "{p}");
+}
+
+#[test]
+fn a_wrongly_typed_field_is_named_by_its_path() {
+    let dir = catalog_with("apiVersion: mcw.l7mp.io/v1alpha1\nkind: WANPolicy\nmetadata: {name: p}\nspec: {tunnel: business, port: high}\n");
+    let catalog = load_dir(dir.path()).unwrap();
+    let p = &catalog.problems[0];
+    assert_eq!(p.object.to_string(), "WANPolicy p");
+    assert_eq!(p.field.as_deref(), Some("spec.port"));
+}
+
+#[test]
+fn a_missing_required_field_is_named() {
+    let dir = catalog_with("apiVersion: mcw.l7mp.io/v1alpha1\nkind: WANPolicy\nmetadata: {name: p}\nspec: {port: 31000}\n");
+    let catalog = load_dir(dir.path()).unwrap();
+    assert_eq!(catalog.problems[0].field.as_deref(), Some("spec.tunnel"));
+}
+
+#[test]
+fn a_yaml_syntax_error_names_the_file_and_keeps_other_files() {
+    let dir = catalog_with(GOOD_SERVICE);
+    std::fs::write(
+        dir.path().join("cluster-1/broken.yaml"),
+        "kind: [unclosed\n",
+    )
+    .unwrap();
+    let catalog = load_dir(dir.path()).unwrap();
+    assert!(catalog.clusters["cluster-1"]
+        .services
+        .contains_key(&ServiceKey::new("secure", "good")));
+    assert!(catalog
+        .problems
+        .iter()
+        .any(|p| p.object.name.contains("broken.yaml") && p.severity == Severity::Error));
+}
+
+#[test]
+fn an_endpoint_slice_without_its_service_label_is_rejected() {
+    let dir = catalog_with("apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: s, namespace: secure}\naddressType: IPv4\nendpoints: []\n");
+    let catalog = load_dir(dir.path()).unwrap();
+    assert_eq!(
+        catalog.problems[0].field.as_deref(),
+        Some("metadata.labels[\"kubernetes.io/service-name\"]")
+    );
+}
+
+#[test]
+fn unknown_kinds_are_ignored_with_a_warning() {
+    let dir = catalog_with(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d, namespace: secure}\n",
+    );
+    let catalog = load_dir(dir.path()).unwrap();
+    assert_eq!(catalog.problems[0].severity, Severity::Warning);
+    assert_eq!(catalog.problems[0].field.as_deref(), Some("kind"));
+}
+
+#[test]
+fn a_list_is_read_item_by_item() {
+    let dir = catalog_with(&format!(
+        "apiVersion: v1\nkind: List\nitems:\n- {}\n",
+        serde_json::to_string(&serde_yaml::from_str::<serde_json::Value>(GOOD_SERVICE).unwrap())
+            .unwrap()
+    ));
+    let catalog = load_dir(dir.path()).unwrap();
+    assert!(catalog.clusters["cluster-1"]
+        .services
+        .contains_key(&ServiceKey::new("secure", "good")));
+}
+
+#[test]
+fn an_unknown_clusterset_field_is_a_clear_error() {
+    let dir = catalog_with(GOOD_SERVICE);
+    std::fs::write(
+        dir.path().join("clusterset.yaml"),
+        "clusters:\n- {id: cluster-1, index: 1, gateway: {wanAdress: 192.0.2.1}}\n",
+    )
+    .unwrap();
+    let err = load_dir(dir.path()).unwrap_err();
+    assert!(matches!(err, CatalogError::ClusterSet { .. }));
+    let text = err.to_string();
+    assert!(
+        text.contains("clusters[0].gateway") && text.contains("wanAdress"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_duplicate_cluster_index_leaves_out_that_cluster_only() {
+    let dir = catalog_with(GOOD_SERVICE);
+    std::fs::write(
+        dir.path().join("clusterset.yaml"),
+        "clusters:\n- {id: cluster-1, index: 1, gateway: {wanAddress: 192.0.2.1}}\n- {id: cluster-2, index: 1, gateway: {wanAddress: 192.0.2.2}}\n",
+    )
+    .unwrap();
+    let catalog = load_dir(dir.path()).unwrap();
+    assert!(catalog.clusters.contains_key("cluster-1"));
+    assert!(!catalog.clusters.contains_key("cluster-2"));
+    assert_eq!(
+        catalog.problems[0].field.as_deref(),
+        Some("clusters[1].index")
+    );
+}

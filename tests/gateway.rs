@@ -1,0 +1,248 @@
+//! `mcwan gateway` as a user runs it: the binary on the example catalog, queried with `dig` over
+//! real UDP and TCP sockets; catalog edits applied live; SIGTERM handled.
+
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Gateway {
+    child: Child,
+    port: u16,
+    catalog: tempfile::TempDir,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts the gateway for `cluster` on a copy of the example catalog and waits until it answers.
+fn start(cluster: &str) -> Gateway {
+    let catalog = tempfile::tempdir().unwrap();
+    copy_dir(
+        &PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/clusterset")),
+        catalog.path(),
+    );
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_mcwan"))
+        .args(["gateway", "--cluster-id", cluster, "--catalog"])
+        .arg(catalog.path())
+        .args(["--dns-listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let gw = Gateway {
+        child,
+        port,
+        catalog,
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while dig(gw.port, &["dns-version.clusterset.local", "TXT", "+short"]).trim() != "\"1.0.0\"" {
+        assert!(
+            Instant::now() < deadline,
+            "the gateway did not start answering"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    gw
+}
+
+/// Runs dig against the gateway; panics (the test fails) if dig is missing.
+fn dig(port: u16, args: &[&str]) -> String {
+    let out = Command::new("dig")
+        .args(["@127.0.0.1", "-p", &port.to_string(), "+tries=1", "+time=1"])
+        .args(args)
+        .output()
+        .expect("dig (bind9-dnsutils) must be installed: scripts/install-test-deps does it");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The response code of an A query for `name`, over a raw UDP socket: cheap enough to poll.
+fn rcode(port: u16, name: &str) -> Option<u8> {
+    let socket = UdpSocket::bind("127.0.0.1:0").ok()?;
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .ok()?;
+    let mut query = vec![0x12, 0x34, 0x00, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in name.trim_end_matches('.').split('.') {
+        query.push(label.len() as u8);
+        query.extend_from_slice(label.as_bytes());
+    }
+    query.extend_from_slice(&[0, 0, 1, 0, 1]);
+    socket.send_to(&query, ("127.0.0.1", port)).ok()?;
+    let mut buf = [0u8; 512];
+    let n = socket.recv(&mut buf).ok()?;
+    (n >= 12 && buf[..2] == [0x12, 0x34]).then_some(buf[3] & 0x0f)
+}
+
+fn status(answer: &str) -> &str {
+    answer
+        .split("status: ")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .unwrap_or("")
+}
+
+fn plan_vip(catalog: &Path, cluster: &str, service: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_mcwan"))
+        .args(["plan", "--cluster-id", cluster, "-o", "json", "--catalog"])
+        .arg(catalog)
+        .output()
+        .unwrap();
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    plan["imports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["key"]["name"] == service)
+        .and_then(|i| i["vip"].as_str())
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn the_example_resolves_over_udp_and_tcp_as_the_plan_says() {
+    let gw = start("cluster-2");
+    let vip = plan_vip(gw.catalog.path(), "cluster-2", "payment");
+    assert_eq!(
+        dig(gw.port, &["payment.secure.svc.clusterset.local", "+short"]).trim(),
+        vip
+    );
+    assert_eq!(
+        dig(
+            gw.port,
+            &["payment.secure.svc.clusterset.local", "+short", "+tcp"]
+        )
+        .trim(),
+        vip
+    );
+    let srv = dig(
+        gw.port,
+        &[
+            "_http._tcp.payment.secure.svc.clusterset.local",
+            "SRV",
+            "+short",
+        ],
+    );
+    assert!(
+        srv.trim()
+            .ends_with("8080 payment.secure.svc.clusterset.local."),
+        "{srv}"
+    );
+    let headless = dig(
+        gw.port,
+        &[
+            "ledger-0.cluster-1.ledger.secure.svc.clusterset.local",
+            "+short",
+        ],
+    );
+    assert_eq!(headless.trim(), "10.1.0.31");
+    let forbidden = dig(gw.port, &["cluster-1.ledger.secure.svc.clusterset.local"]);
+    assert_eq!(status(&forbidden), "NXDOMAIN");
+    let outside = dig(gw.port, &["example.com"]);
+    assert_eq!(status(&outside), "REFUSED");
+}
+
+#[test]
+fn a_catalog_change_is_answerable_within_100ms() {
+    let gw = start("cluster-2");
+    let name = "orders.secure.svc.clusterset.local";
+    assert_eq!(status(&dig(gw.port, &[name])), "NXDOMAIN");
+    let manifest = "apiVersion: v1\nkind: Service\nmetadata: {name: orders, namespace: secure}\nspec: {ports: [{name: http, port: 80}]}\n---\napiVersion: multicluster.x-k8s.io/v1alpha1\nkind: ServiceExport\nmetadata:\n  name: orders\n  namespace: secure\n  annotations: {mcw.l7mp.io/mc-wan-policy: sd-wan-priority-low}\n";
+    // The low class has one ingress port, taken by logging: widen it in the same edit.
+    let policies = gw.catalog.path().join("cluster-1/wanpolicies.yaml");
+    let widened = std::fs::read_to_string(&policies)
+        .unwrap()
+        .replace("port: 31112", "port: 31112\n  portCount: 10");
+    let tmp = gw.catalog.path().join("cluster-1/.orders.tmp");
+    std::fs::write(&tmp, manifest).unwrap();
+    let started = Instant::now();
+    std::fs::write(&policies, widened).unwrap();
+    std::fs::rename(&tmp, gw.catalog.path().join("cluster-1/orders.yaml")).unwrap();
+    let mut answered = None;
+    while started.elapsed() < Duration::from_secs(5) {
+        if rcode(gw.port, name) == Some(0) {
+            answered = Some(started.elapsed());
+            break;
+        }
+    }
+    let took = answered.expect("the new export never resolved");
+    eprintln!("catalog change answerable after {took:?}");
+    assert!(took < Duration::from_millis(100), "took {took:?}");
+}
+
+#[test]
+fn a_broken_catalog_keeps_the_last_good_zone() {
+    let gw = start("cluster-2");
+    let before = dig(gw.port, &["payment.secure.svc.clusterset.local", "+short"]);
+    std::fs::write(
+        gw.catalog.path().join("clusterset.yaml"),
+        "clusters: [oops\n",
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        dig(gw.port, &["payment.secure.svc.clusterset.local", "+short"]),
+        before
+    );
+}
+
+#[test]
+fn sigterm_stops_the_gateway_cleanly() {
+    let mut gw = start("cluster-2");
+    let pid = gw.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = gw.child.try_wait().unwrap() {
+            assert!(status.success(), "exit status {status}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running 10 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn an_unknown_cluster_id_is_reported_but_dns_still_serves_the_apex() {
+    let gw = start("cluster-9");
+    assert_eq!(
+        status(&dig(gw.port, &["payment.secure.svc.clusterset.local"])),
+        "NXDOMAIN"
+    );
+    assert!(
+        dig(gw.port, &["clusterset.local", "SOA", "+short"]).contains("ns.dns.clusterset.local.")
+    );
+}
