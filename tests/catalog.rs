@@ -1,6 +1,8 @@
 //! The static catalog source: the seeds' manifests load as written, bad objects are named with
 //! their field and spare everything else.
 
+#![allow(clippy::unwrap_used)] // test helpers fail the test on any error
+
 use std::path::Path;
 
 use mcwan::catalog::{load_dir, CatalogError};

@@ -1,6 +1,8 @@
 //! `mcwan gateway` as a user runs it: the binary on the example catalog, queried with `dig` over
 //! real UDP and TCP sockets; catalog edits applied live; SIGTERM handled.
 
+#![allow(clippy::unwrap_used)] // test helpers fail the test on any error
+
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
