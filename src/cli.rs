@@ -42,12 +42,13 @@ pub enum Command {
 
 #[derive(Clone, Debug, Args)]
 pub struct PlanArgs {
-    /// This gateway's cluster ID.
+    /// This gateway's cluster ID (required with --catalog).
     #[arg(long, env = "MCWAN_CLUSTER_ID")]
-    pub cluster_id: String,
-    /// The static catalog directory (clusterset.yaml and one directory per cluster).
+    pub cluster_id: Option<String>,
+    /// The static catalog directory (clusterset.yaml and one directory per cluster). Without it,
+    /// the example clusterset built into the binary is used, as cluster-2.
     #[arg(long, env = "MCWAN_CATALOG")]
-    pub catalog: PathBuf,
+    pub catalog: Option<PathBuf>,
     /// Where ClusterSetIPs are allocated from.
     #[arg(long, default_value = "241.64.0.0/16", env = "MCWAN_VIP_CIDR")]
     pub vip_cidr: IpNet,
@@ -60,6 +61,23 @@ pub struct PlanArgs {
 }
 
 impl PlanArgs {
+    /// The cluster ID: as given, or the embedded example's when no catalog is given.
+    pub fn cluster_id(&self) -> anyhow::Result<String> {
+        match (&self.cluster_id, &self.catalog) {
+            (Some(id), _) => Ok(id.clone()),
+            (None, None) => Ok(crate::catalog::EXAMPLE_CLUSTER.to_owned()),
+            (None, Some(_)) => anyhow::bail!("--cluster-id is required with --catalog"),
+        }
+    }
+
+    /// Loads the catalog directory, or the embedded example.
+    pub fn load_catalog(&self) -> anyhow::Result<crate::catalog::Catalog> {
+        match &self.catalog {
+            Some(dir) => Ok(crate::catalog::load_dir(dir)?),
+            None => Ok(crate::catalog::embedded_example()),
+        }
+    }
+
     pub fn plan_config(&self) -> PlanConfig {
         PlanConfig {
             vip_cidr: self.vip_cidr,
@@ -122,11 +140,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn plan(cmd: PlanCmd) -> anyhow::Result<ExitCode> {
-    let catalog = crate::catalog::load_dir(&cmd.plan.catalog)?;
+    let catalog = cmd.plan.load_catalog()?;
+    let cluster_id = cmd.plan.cluster_id()?;
     let config = cmd.plan.plan_config();
     let state = crate::desired::compute(crate::desired::Inputs {
         catalog: &catalog,
-        cluster_id: &cmd.plan.cluster_id,
+        cluster_id: &cluster_id,
         config: &config,
         previous: &Default::default(),
         down: &Default::default(),

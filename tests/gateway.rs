@@ -248,3 +248,30 @@ fn an_unknown_cluster_id_is_reported_but_dns_still_serves_the_apex() {
         dig(gw.port, &["clusterset.local", "SOA", "+short"]).contains("ns.dns.clusterset.local.")
     );
 }
+
+#[test]
+fn without_a_catalog_the_gateway_serves_the_embedded_example() {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_mcwan"))
+        .args(["gateway", "--dns-listen", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let gw = Gateway {
+        child,
+        port,
+        catalog: tempfile::tempdir().unwrap(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while rcode(gw.port, "payment.secure.svc.clusterset.local") != Some(0) {
+        assert!(
+            Instant::now() < deadline,
+            "the embedded example never resolved"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let vip = dig(gw.port, &["payment.secure.svc.clusterset.local", "+short"]);
+    let example = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/clusterset"));
+    assert_eq!(vip.trim(), plan_vip(&example, "cluster-2", "payment"));
+}

@@ -3,12 +3,14 @@
 //! function reads it. It does no I/O of its own.
 
 mod clusterset;
+mod embedded;
 mod manifest;
 mod static_dir;
 
 use std::collections::BTreeMap;
 
 pub use clusterset::{ClusterEntry, ClusterSet, ClusterSetFile, GatewayEntry, WanMode};
+pub use embedded::{example as embedded_example, EXAMPLE_CLUSTER};
 pub use manifest::load as load_manifests;
 pub use static_dir::{load_dir, CatalogError, CLUSTERSET_FILE};
 

@@ -32,19 +32,27 @@ pub async fn run(cmd: GatewayCmd) -> anyhow::Result<()> {
     let empty = mcwan_dns::Zone::build(&zone_config, &[])
         .with_context(|| format!("zone {:?}", cmd.zone))?;
     let handle = mcwan_dns::ZoneHandle::new(empty.zone);
+    let cluster_id = cmd.plan.cluster_id()?;
     let mut reconciler = Reconciler::new(
-        cmd.plan.cluster_id.clone(),
+        cluster_id.clone(),
         cmd.plan.plan_config(),
         zone_config,
         handle.clone(),
     );
 
-    let dir = cmd.plan.catalog.clone();
     // Watch before the first load, so that no change between the two is missed.
-    let (_watcher, mut changes) =
-        watch_dir(&dir).with_context(|| format!("cannot watch {}", dir.display()))?;
-    let catalog = catalog::load_dir(&dir)?;
-    reconciler.apply(&catalog);
+    let watched = match &cmd.plan.catalog {
+        Some(dir) => {
+            let (watcher, changes) =
+                watch_dir(dir).with_context(|| format!("cannot watch {}", dir.display()))?;
+            Some((dir.clone(), watcher, changes))
+        }
+        None => {
+            warn!(cluster_id = %cluster_id, "no --catalog: serving the example clusterset built into mcwan");
+            None
+        }
+    };
+    reconciler.apply(&cmd.plan.load_catalog()?);
 
     let server = mcwan_dns::DnsServer::bind(
         handle.clone(),
@@ -53,7 +61,7 @@ pub async fn run(cmd: GatewayCmd) -> anyhow::Result<()> {
     )
     .await
     .with_context(|| format!("cannot serve DNS on {}", cmd.dns_listen))?;
-    info!(listen = %cmd.dns_listen, zone = %cmd.zone, cluster_id = %cmd.plan.cluster_id, "gateway serving");
+    info!(listen = %cmd.dns_listen, zone = %cmd.zone, cluster_id = %cluster_id, "gateway serving");
 
     let mut tasks = JoinSet::new();
     tasks.spawn(
@@ -63,27 +71,12 @@ pub async fn run(cmd: GatewayCmd) -> anyhow::Result<()> {
         }
         .instrument(info_span!("dns", listen = %cmd.dns_listen)),
     );
-
-    let catalog_task = {
-        let cancel = cancel.clone();
-        async move {
-            loop {
-                tokio::select! {
-                    _ = cancel.cancelled() => return Ok(()),
-                    change = next_change(&mut changes) => {
-                        if change.is_none() {
-                            anyhow::bail!("the catalog watcher stopped");
-                        }
-                        match catalog::load_dir(&dir) {
-                            Ok(catalog) => reconciler.apply(&catalog),
-                            Err(e) => error!(error = %e, "catalog not reloaded; keeping the last good one"),
-                        }
-                    }
-                }
-            }
-        }
-    };
-    tasks.spawn(catalog_task.instrument(info_span!("catalog", dir = %cmd.plan.catalog.display())));
+    if let Some((dir, watcher, changes)) = watched {
+        let span = info_span!("catalog", dir = %dir.display());
+        tasks.spawn(
+            follow_catalog(dir, watcher, changes, reconciler, cancel.clone()).instrument(span),
+        );
+    }
 
     // Supervise: the first task to end (with or without error) before shutdown is a failure.
     let mut result = Ok(());
@@ -112,6 +105,31 @@ pub async fn run(cmd: GatewayCmd) -> anyhow::Result<()> {
     }
     info!("gateway stopped");
     result
+}
+
+/// Reloads the catalog directory on every change and applies it. A catalog that no longer loads
+/// is logged and the last good one stays in force.
+async fn follow_catalog(
+    dir: std::path::PathBuf,
+    _watcher: notify::RecommendedWatcher,
+    mut changes: tokio::sync::mpsc::Receiver<()>,
+    mut reconciler: Reconciler,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            change = next_change(&mut changes) => {
+                if change.is_none() {
+                    anyhow::bail!("the catalog watcher stopped");
+                }
+                match catalog::load_dir(&dir) {
+                    Ok(catalog) => reconciler.apply(&catalog),
+                    Err(e) => error!(error = %e, "catalog not reloaded; keeping the last good one"),
+                }
+            }
+        }
+    }
 }
 
 async fn shutdown_on_signal(cancel: CancellationToken) {
