@@ -159,7 +159,8 @@ fn plan(cmd: PlanCmd) -> anyhow::Result<ExitCode> {
 
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("MCWAN_LOG").unwrap_or_else(|_| EnvFilter::new("info,hickory_server=warn"));
+    let filter = EnvFilter::try_from_env("MCWAN_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,hickory_server=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

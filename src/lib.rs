@@ -24,6 +24,7 @@ pub mod catalog;
 pub mod cli;
 pub mod convert;
 pub mod crd;
+pub mod dataplane;
 pub mod desired;
 pub mod gateway;
 pub mod model;

@@ -1,0 +1,4 @@
+//! Actuators that program the host's dataplane from the desired state. Each owns one kind of
+//! kernel state and applies diffs to it, touching only what mcwan owns.
+
+pub mod ipvs_diff;
