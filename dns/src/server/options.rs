@@ -1,0 +1,35 @@
+//! Settings of the listeners.
+
+use std::time::Duration;
+
+/// Who reads the UDP sockets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UdpPath {
+    /// A loop of ours answers each datagram in place.
+    #[default]
+    Direct,
+    /// hickory-server reads the sockets, as it does TCP.
+    Hickory,
+}
+
+/// Settings of the listeners.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// A TCP connection that sends no request for this long is closed.
+    pub tcp_idle_timeout: Duration,
+    /// Who reads the UDP sockets.
+    pub udp_path: UdpPath,
+    /// Receive loops per UDP socket with [`UdpPath::Direct`]: more than one
+    /// lets a multi-threaded runtime answer UDP on several cores.
+    pub udp_workers: usize,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            tcp_idle_timeout: Duration::from_secs(10),
+            udp_path: UdpPath::Direct,
+            udp_workers: 1,
+        }
+    }
+}
