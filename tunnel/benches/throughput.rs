@@ -1,0 +1,179 @@
+//! Tunnel throughput: iperf3 (1 and 4 streams) between two namespaces over a veth, through
+//! boringtun (mcwan's userspace backend), mcwan's kernel backend, and plain kernel WireGuard
+//! set up with `ip` and `wg`. Run it as root in a VM with the wireguard module (see
+//! bench/tunnel/run); without the module only the boringtun row is measured.
+//!
+//! Environment: MCWAN_BENCH_SECS (seconds per iperf3 run, default 10).
+#![allow(clippy::unwrap_used)]
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use mcwan_tunnel::Backend;
+use support::scenario::{pair, Gateway};
+use support::{veth, Netns};
+
+const SERVER: &str = "10.255.1.2";
+
+fn iperf(client: &Netns, server: &Netns, streams: u32, secs: u64) -> f64 {
+    let mut srv = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &server.name,
+            "iperf3",
+            "-s",
+            "-1",
+            "-B",
+            SERVER,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let out = client.sh(&[
+        "iperf3",
+        "-c",
+        SERVER,
+        "-t",
+        &secs.to_string(),
+        "-P",
+        &streams.to_string(),
+        "-J",
+    ]);
+    let _ = srv.wait();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .unwrap()
+        / 1e9
+}
+
+fn mcwan_pair(backend: Backend) -> (Gateway, Gateway) {
+    let (mut a, mut b) = pair(backend);
+    let mut specs = a.specs(&b, "192.0.2.2");
+    specs.truncate(1);
+    a.apply(specs);
+    let mut specs = b.specs(&a, "192.0.2.1");
+    specs.truncate(1);
+    b.apply(specs);
+    (a, b)
+}
+
+fn plain_pair() -> (Netns, Netns) {
+    let a = Netns::new("pa");
+    let b = Netns::new("pb");
+    veth(&a, "wan", "192.0.2.1/24", &b, "wan", "192.0.2.2/24");
+    let keys: Vec<(String, String)> = (0..2)
+        .map(|_| {
+            let private = support::sh(&["wg", "genkey"]).trim().to_owned();
+            let mut child = Command::new("wg")
+                .arg("pubkey")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            use std::io::Write as _;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(private.as_bytes())
+                .unwrap();
+            let public = String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap();
+            (private, public.trim().to_owned())
+        })
+        .collect();
+    for (i, ns) in [&a, &b].into_iter().enumerate() {
+        let other = 1 - i;
+        let key_file = std::env::temp_dir().join(format!("{}.key", ns.name));
+        std::fs::write(&key_file, &keys[i].0).unwrap();
+        ns.sh(&["ip", "link", "add", "wg0", "type", "wireguard"]);
+        ns.sh(&[
+            "wg",
+            "set",
+            "wg0",
+            "listen-port",
+            "51820",
+            "private-key",
+            key_file.to_str().unwrap(),
+            "peer",
+            &keys[other].1,
+            "endpoint",
+            &format!("192.0.2.{}:51820", other + 1),
+            "allowed-ips",
+            &format!("10.255.1.{}/32", other + 1),
+        ]);
+        let _ = std::fs::remove_file(&key_file);
+        ns.sh(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("10.255.1.{}/24", i + 1),
+            "dev",
+            "wg0",
+        ]);
+        ns.sh(&["ip", "link", "set", "wg0", "mtu", "1420", "up"]);
+    }
+    (a, b)
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list" || a == "--test") {
+        return; // `cargo test --benches` probes; this is a benchmark only.
+    }
+    if !support::can_run() {
+        return;
+    }
+    let secs: u64 = std::env::var("MCWAN_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let kernel = Command::new("ip")
+        .args(["link", "add", "mcwbenchprobe", "type", "wireguard"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if kernel {
+        support::sh(&["ip", "link", "del", "mcwbenchprobe"]);
+    } else {
+        eprintln!("no kernel WireGuard here: measuring boringtun only");
+    }
+
+    let mut rows: Vec<(&str, f64, f64)> = Vec::new();
+    if kernel {
+        let (a, b) = plain_pair();
+        rows.push((
+            "kernel WireGuard (wg/ip)",
+            iperf(&a, &b, 1, secs),
+            iperf(&a, &b, 4, secs),
+        ));
+        let (a, b) = mcwan_pair(Backend::Kernel);
+        rows.push((
+            "mcwan kernel backend",
+            iperf(&a.ns, &b.ns, 1, secs),
+            iperf(&a.ns, &b.ns, 4, secs),
+        ));
+    }
+    let (a, b) = mcwan_pair(Backend::Userspace);
+    rows.push((
+        "mcwan boringtun backend",
+        iperf(&a.ns, &b.ns, 1, secs),
+        iperf(&a.ns, &b.ns, 4, secs),
+    ));
+
+    let base = rows.first().map(|r| (r.1, r.2));
+    println!("| path | 1 stream Gbit/s | 4 streams Gbit/s | 1 stream vs kernel wg | 4 streams vs kernel wg |");
+    println!("|---|---:|---:|---:|---:|");
+    for (name, one, four) in &rows {
+        let (r1, r4) = match (kernel, base) {
+            (true, Some((b1, b4))) => (format!("{:.2}x", one / b1), format!("{:.2}x", four / b4)),
+            _ => ("n/a".into(), "n/a".into()),
+        };
+        println!("| {name} | {one:.3} | {four:.3} | {r1} | {r4} |");
+    }
+}
