@@ -7,17 +7,20 @@ use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseI
 use tracing::debug;
 
 use crate::answer::{respond, Transport};
-use crate::ZoneHandle;
+use crate::{QueryEvent, QueryObserver, ZoneHandle};
+use std::sync::Arc;
+use std::time::Instant;
 
 /// Answers requests from the zone a [`ZoneHandle`] holds.
 #[derive(Debug, Clone)]
 pub(crate) struct ZoneRequestHandler {
     zones: ZoneHandle,
+    observer: Option<Arc<dyn QueryObserver>>,
 }
 
 impl ZoneRequestHandler {
-    pub(crate) fn new(zones: ZoneHandle) -> Self {
-        Self { zones }
+    pub(crate) fn new(zones: ZoneHandle, observer: Option<Arc<dyn QueryObserver>>) -> Self {
+        Self { zones, observer }
     }
 }
 
@@ -28,9 +31,23 @@ impl RequestHandler for ZoneRequestHandler {
         request: &Request,
         mut response_handle: R,
     ) -> ResponseInfo {
+        let started = Instant::now();
         let zone = self.zones.load();
-        let reply = respond(&zone, request, Transport::from_protocol(request.protocol()));
+        let transport = Transport::from_protocol(request.protocol());
+        let reply = respond(&zone, request, transport);
         let metadata = *reply.metadata();
+        if let Some(observer) = &self.observer {
+            observer.observe(&QueryEvent {
+                qtype: request
+                    .queries
+                    .queries()
+                    .first()
+                    .map(|q| u16::from(q.query_type())),
+                rcode: (u16::from(metadata.response_code) & 0x0f) as u8,
+                transport,
+                elapsed: started.elapsed(),
+            });
+        }
         match response_handle
             .send_response(reply.message(&request.queries))
             .await

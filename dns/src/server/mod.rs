@@ -40,6 +40,7 @@ pub struct DnsServer {
     /// Sockets read by our own loop.
     direct_udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
     udp_workers: usize,
+    observer: Option<Arc<dyn crate::QueryObserver>>,
     zones: ZoneHandle,
     udp_addrs: Vec<SocketAddr>,
     tcp_addrs: Vec<SocketAddr>,
@@ -88,7 +89,10 @@ impl DnsServer {
             .map(|listener| local("TCP", listener.local_addr()))
             .collect::<Result<Vec<_>, _>>()?;
 
-        let mut server = Server::new(ZoneRequestHandler::new(zones.clone()));
+        let mut server = Server::new(ZoneRequestHandler::new(
+            zones.clone(),
+            options.observer.clone(),
+        ));
         let mut served_by_hickory = !tcp.is_empty();
         let mut direct_udp = Vec::new();
         for (socket, addr) in udp.into_iter().zip(&udp_addrs) {
@@ -107,6 +111,7 @@ impl DnsServer {
             server: served_by_hickory.then_some(server),
             direct_udp,
             udp_workers: options.udp_workers.max(1),
+            observer: options.observer.clone(),
             zones,
             udp_addrs,
             tcp_addrs,
@@ -131,6 +136,7 @@ impl DnsServer {
             server,
             direct_udp,
             udp_workers,
+            observer,
             zones,
             ..
         } = self;
@@ -139,7 +145,7 @@ impl DnsServer {
             let mut udp_loops = JoinSet::new();
             for (addr, socket) in direct_udp {
                 for _ in 0..udp_workers {
-                    let serve = udp::serve_udp(socket.clone(), zones.clone());
+                    let serve = udp::serve_udp(socket.clone(), zones.clone(), observer.clone());
                     let span = tracing::info_span!("dns_udp", %addr);
                     udp_loops.spawn(
                         async move {

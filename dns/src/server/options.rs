@@ -1,6 +1,9 @@
 //! Settings of the listeners.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::QueryObserver;
 
 /// Who reads the UDP sockets.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -22,6 +25,8 @@ pub struct ServerOptions {
     /// Receive loops per UDP socket with [`UdpPath::Direct`]: more than one
     /// lets a multi-threaded runtime answer UDP on several cores.
     pub udp_workers: usize,
+    /// Told about every answered query (metrics), if set.
+    pub observer: Option<Arc<dyn QueryObserver>>,
 }
 
 impl Default for ServerOptions {
@@ -30,6 +35,7 @@ impl Default for ServerOptions {
             tcp_idle_timeout: Duration::from_secs(10),
             udp_path: UdpPath::Direct,
             udp_workers: 1,
+            observer: None,
         }
     }
 }

@@ -199,9 +199,12 @@ impl TestServer {
     }
 
     pub async fn start_with(zone: Zone, options: &ServerOptions) -> Self {
+        Self::start_on(zone, "127.0.0.1:0".parse().unwrap(), options).await
+    }
+
+    pub async fn start_on(zone: Zone, listen: SocketAddr, options: &ServerOptions) -> Self {
         let zones = ZoneHandle::new(zone);
-        let listen = ["127.0.0.1:0".parse().unwrap()];
-        let server = DnsServer::bind(zones.clone(), &listen, options)
+        let server = DnsServer::bind(zones.clone(), &[listen], options)
             .await
             .unwrap();
         let addr = server.udp_addrs()[0];

@@ -83,3 +83,28 @@ async fn several_udp_workers_share_a_socket() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn both_udp_paths_serve_ipv6_clients() {
+    for udp_path in [UdpPath::Direct, UdpPath::Hickory] {
+        let options = ServerOptions {
+            udp_path,
+            ..ServerOptions::default()
+        };
+        let listen = "[::1]:0".parse().unwrap();
+        let server = TestServer::start_on(fixture_zone(), listen, &options).await;
+        let udp = hickory_udp(
+            server.addr,
+            query("web.shop.svc.clusterset.local.", RecordType::AAAA),
+        )
+        .await;
+        assert_eq!(rdata(&udp.answers), ["fd00::10"], "{udp_path:?}");
+        let tcp = hickory_tcp(
+            server.addr,
+            query("web.shop.svc.clusterset.local.", RecordType::A),
+        )
+        .await;
+        assert_eq!(rdata(&tcp.answers), ["10.0.0.10"], "{udp_path:?}");
+        server.stop().await;
+    }
+}

@@ -9,7 +9,8 @@ use tracing::debug;
 
 use super::{is_answerable, BATCH};
 use crate::answer::{answer, Transport};
-use crate::Zone;
+use crate::{question_type, response_code, QueryEvent, QueryObserver, Zone};
+use std::time::Instant;
 
 /// Room for one request; longer datagrams are dropped, not answered.
 const DATAGRAM: usize = 4096;
@@ -39,13 +40,22 @@ impl Batch {
     }
 
     /// Answers every datagram received, keeping the responses to send.
-    pub(super) fn answer(&mut self, zone: &Zone) {
+    pub(super) fn answer(&mut self, zone: &Zone, observer: Option<&dyn QueryObserver>) {
         for datagram in self.received.drain(..) {
             if !is_answerable(datagram.peer) {
                 continue;
             }
             let request = &self.buffers[datagram.index][..datagram.len];
+            let started = observer.map(|_| Instant::now());
             if let Some(response) = answer(zone, request, Transport::Udp) {
+                if let (Some(observer), Some(started)) = (observer, started) {
+                    observer.observe(&QueryEvent {
+                        qtype: question_type(request),
+                        rcode: response_code(&response).unwrap_or_default(),
+                        transport: Transport::Udp,
+                        elapsed: started.elapsed(),
+                    });
+                }
                 self.responses.push((response, datagram.peer));
             }
         }

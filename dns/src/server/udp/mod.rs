@@ -22,7 +22,11 @@ use crate::ZoneHandle;
 const BATCH: usize = 32;
 
 /// Answers datagrams on `socket` until the socket fails for good.
-pub(super) async fn serve_udp(socket: Arc<UdpSocket>, zones: ZoneHandle) -> io::Result<()> {
+pub(super) async fn serve_udp(
+    socket: Arc<UdpSocket>,
+    zones: ZoneHandle,
+    observer: Option<Arc<dyn crate::QueryObserver>>,
+) -> io::Result<()> {
     let mut batch = Batch::new();
     loop {
         socket.readable().await?;
@@ -35,7 +39,7 @@ pub(super) async fn serve_udp(socket: Arc<UdpSocket>, zones: ZoneHandle) -> io::
                 continue;
             }
         }
-        batch.answer(&zones.current());
+        batch.answer(&zones.current(), observer.as_deref());
         batch.send(&socket).await;
     }
 }
