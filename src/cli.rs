@@ -35,7 +35,15 @@ pub enum Command {
     /// Print the desired state of one cluster's gateway for a static catalog.
     Plan(PlanCmd),
     /// Run the gateway: DNS for the clusterset zone, driven by a catalog.
-    Gateway(GatewayCmd),
+    Gateway(Box<GatewayCmd>),
+    /// Show what a running gateway believes: readiness, imports, exports, IPVS, tunnels.
+    /// Without --gateway: the exports of the current Kubernetes context, their conditions,
+    /// ClusterSetIPs, importing clusters and gateway ingress.
+    Status(StatusCmd),
+    /// Export a Service to the clusterset: create or update its ServiceExport (Kubernetes).
+    Export(crate::kube::cli::ExportCmd),
+    /// Withdraw a Service's export: delete its ServiceExport (Kubernetes).
+    Unexport(crate::kube::cli::UnexportCmd),
     /// Print the CustomResourceDefinitions mcwan uses, as YAML.
     Crds,
 }
@@ -106,18 +114,75 @@ pub struct PlanCmd {
 pub struct GatewayCmd {
     #[command(flatten)]
     pub plan: PlanArgs,
+    #[command(flatten)]
+    pub kube: crate::kube::KubeArgs,
     /// DNS listen address (UDP and TCP).
     #[arg(long, default_value = "127.0.0.1:5353", env = "MCWAN_DNS_LISTEN")]
     pub dns_listen: SocketAddr,
+    /// Admin endpoint (metrics, health, status) listen address.
+    #[arg(long, default_value = "127.0.0.1:9641", env = "MCWAN_ADMIN_LISTEN")]
+    pub admin_listen: SocketAddr,
     /// The clusterset zone.
     #[arg(long, default_value = "clusterset.local")]
     pub zone: String,
     /// TTL of every record, in seconds.
     #[arg(long, default_value_t = 5)]
     pub ttl: u32,
+    /// What to program: `none` serves DNS only (no root needed); `ipvs` programs the VIP
+    /// interface, IPVS and the masquerade rules (needs CAP_NET_ADMIN and the ip_vs module).
+    #[arg(long, value_enum, default_value_t = Dataplane::None, env = "MCWAN_DATAPLANE")]
+    pub dataplane: Dataplane,
+    /// The packet mark bit mcwan uses to select traffic to masquerade.
+    #[arg(long, default_value_t = crate::dataplane::nat::DEFAULT_MASQ_MARK, value_parser = parse_u32)]
+    pub masq_mark: u32,
+    /// How often the dataplane is read back from the kernel to repair drift, in seconds.
+    #[arg(long, default_value_t = 30)]
+    pub resync_seconds: u64,
+    /// UDP port on which this gateway answers peers' health probes and probes theirs
+    /// (0 disables health checking).
+    #[arg(long, default_value_t = 9642, env = "MCWAN_HEALTH_PORT")]
+    pub health_port: u16,
+    /// Interval between health probes to each peer and class, in milliseconds.
+    #[arg(long, default_value_t = 100)]
+    pub health_interval_ms: u64,
+    /// A probe not answered within this many milliseconds is a miss.
+    #[arg(long, default_value_t = 250)]
+    pub health_timeout_ms: u64,
+    /// Consecutive misses that mark a peer down (drained).
+    #[arg(long, default_value_t = 3)]
+    pub health_fall: u32,
+    /// Consecutive answers that mark a peer up again.
+    #[arg(long, default_value_t = 2)]
+    pub health_rise: u32,
     /// How long to wait for work in flight on shutdown, in seconds.
     #[arg(long, default_value_t = 5)]
     pub shutdown_grace: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Dataplane {
+    None,
+    Ipvs,
+}
+
+fn parse_u32(s: &str) -> Result<u32, String> {
+    match s.strip_prefix("0x") {
+        Some(hex) => u32::from_str_radix(hex, 16),
+        None => s.parse(),
+    }
+    .map_err(|e| format!("{s:?}: {e}"))
+}
+
+#[derive(Debug, Args)]
+pub struct StatusCmd {
+    /// The gateway's admin endpoint (host:port). Without it, status is read from Kubernetes.
+    #[arg(long, env = "MCWAN_GATEWAY")]
+    pub gateway: Option<String>,
+    #[command(flatten)]
+    pub kube: crate::kube::cli::StatusArgs,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -129,7 +194,30 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?;
-            runtime.block_on(crate::gateway::run(cmd))?;
+            runtime.block_on(crate::gateway::run(*cmd))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status(StatusCmd {
+            gateway: None,
+            kube,
+            output,
+        }) => crate::kube::cli::status(kube, output),
+        Command::Export(cmd) => crate::kube::cli::export(cmd),
+        Command::Unexport(cmd) => crate::kube::cli::unexport(cmd),
+        Command::Status(cmd) => {
+            let gateway = cmd.gateway.unwrap_or_default();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            let path = match cmd.output {
+                Output::Table => "/status?format=table",
+                Output::Json => "/status",
+            };
+            print!(
+                "{}",
+                runtime.block_on(crate::admin::client::get(&gateway, path))?
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Crds => {

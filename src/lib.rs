@@ -18,7 +18,9 @@
 //! - [`resolve`]: MCS export validation and conflict resolution.
 //! - [`desired`]: the desired state, one pure function.
 //! - [`gateway`]: the running gateway (watch, compute, apply).
+//! - [`kube`]: Kubernetes mode: API servers as the source, imports and conditions written back.
 
+pub mod admin;
 pub mod alloc;
 pub mod catalog;
 pub mod cli;
@@ -27,8 +29,10 @@ pub mod crd;
 pub mod dataplane;
 pub mod desired;
 pub mod gateway;
+pub mod kube;
 pub mod model;
 pub mod policies;
+pub mod probe;
 pub mod problem;
 pub mod render;
 pub mod resolve;

@@ -54,6 +54,7 @@ fn start(cluster: &str) -> Gateway {
         .args(["gateway", "--cluster-id", cluster, "--catalog"])
         .arg(catalog.path())
         .args(["--dns-listen", &format!("127.0.0.1:{port}")])
+        .args(["--admin-listen", "127.0.0.1:0", "--health-port", "0"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -253,7 +254,15 @@ fn an_unknown_cluster_id_is_reported_but_dns_still_serves_the_apex() {
 fn without_a_catalog_the_gateway_serves_the_embedded_example() {
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_mcwan"))
-        .args(["gateway", "--dns-listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "gateway",
+            "--dns-listen",
+            &format!("127.0.0.1:{port}"),
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--health-port",
+            "0",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

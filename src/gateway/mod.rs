@@ -1,13 +1,17 @@
 //! The running gateway: load the catalog, compute and apply the desired state, serve DNS, and
 //! follow catalog changes until SIGTERM/SIGINT; then drain with a deadline.
 //!
-//! Tasks: `dns` (the DNS server, owns its sockets), `catalog` (watches the directory and wakes
-//! the reconciler). If either ends unexpectedly the gateway shuts down with an error instead of
+//! Tasks: `dns` (the DNS server, owns its sockets; rebinds with backoff when its listener
+//! fails), `admin` (metrics, health, status), `catalog` (watches the directory and wakes the
+//! reconciler). If a task ends unexpectedly the gateway shuts down with an error instead of
 //! running half-alive.
 
+mod dataplane;
+mod dns;
 mod reconcile;
 mod watch;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -18,6 +22,7 @@ use tracing::{error, info, info_span, warn, Instrument};
 pub use reconcile::Reconciler;
 pub use watch::{next_change, watch_dir};
 
+use crate::admin::{AdminState, Health, Metrics};
 use crate::catalog;
 use crate::cli::GatewayCmd;
 
@@ -32,12 +37,30 @@ pub async fn run(cmd: GatewayCmd) -> anyhow::Result<()> {
     let empty = mcwan_dns::Zone::build(&zone_config, &[])
         .with_context(|| format!("zone {:?}", cmd.zone))?;
     let handle = mcwan_dns::ZoneHandle::new(empty.zone);
-    let cluster_id = cmd.plan.cluster_id()?;
+    let kube = match cmd.kube.kube {
+        true => Some(
+            crate::kube::KubeGateway::connect(&cmd.kube, cmd.plan.cluster_id.as_deref()).await?,
+        ),
+        false => None,
+    };
+    let cluster_id = match &kube {
+        Some(kube) => kube.cluster_id().to_owned(),
+        None => cmd.plan.cluster_id()?,
+    };
+    let metrics = Arc::new(Metrics::new());
+    let health = Arc::new(Health::default());
+    health.register("reconcile", "no desired state applied yet");
+    health.register("dns", "the DNS listener is not bound yet");
+    let admin_listener = tokio::net::TcpListener::bind(cmd.admin_listen)
+        .await
+        .with_context(|| format!("cannot serve the admin endpoint on {}", cmd.admin_listen))?;
     let mut reconciler = Reconciler::new(
         cluster_id.clone(),
         cmd.plan.plan_config(),
         zone_config,
         handle.clone(),
+        metrics.clone(),
+        health.clone(),
     );
 
     // Watch before the first load, so that no change between the two is missed.
@@ -47,35 +70,121 @@ pub async fn run(cmd: GatewayCmd) -> anyhow::Result<()> {
                 watch_dir(dir).with_context(|| format!("cannot watch {}", dir.display()))?;
             Some((dir.clone(), watcher, changes))
         }
+        None if kube.is_some() => None,
         None => {
             warn!(cluster_id = %cluster_id, "no --catalog: serving the example clusterset built into mcwan");
             None
         }
     };
-    reconciler.apply(&cmd.plan.load_catalog()?);
-
-    let server = mcwan_dns::DnsServer::bind(
-        handle.clone(),
-        &[cmd.dns_listen],
-        &mcwan_dns::ServerOptions::default(),
-    )
-    .await
-    .with_context(|| format!("cannot serve DNS on {}", cmd.dns_listen))?;
-    info!(listen = %cmd.dns_listen, zone = %cmd.zone, cluster_id = %cluster_id, "gateway serving");
+    info!(dns = %cmd.dns_listen, admin = %cmd.admin_listen, zone = %cmd.zone, cluster_id = %cluster_id, "gateway starting");
 
     let mut tasks = JoinSet::new();
     tasks.spawn(
-        {
-            let cancel = cancel.child_token();
-            async move { server.run(cancel).await.map_err(anyhow::Error::from) }
-        }
+        dns::serve(
+            handle.clone(),
+            cmd.dns_listen,
+            metrics.clone(),
+            health.clone(),
+            cancel.child_token(),
+        )
         .instrument(info_span!("dns", listen = %cmd.dns_listen)),
     );
-    if let Some((dir, watcher, changes)) = watched {
-        let span = info_span!("catalog", dir = %dir.display());
+    let admin = AdminState {
+        metrics: metrics.clone(),
+        health: health.clone(),
+        current: reconciler.subscribe(),
+    };
+    tasks.spawn(
+        {
+            let cancel = cancel.child_token();
+            async move {
+                crate::admin::serve(admin_listener, admin, cancel)
+                    .await
+                    .map_err(anyhow::Error::from)
+            }
+        }
+        .instrument(info_span!("admin", listen = %cmd.admin_listen)),
+    );
+    if cmd.health_port != 0 {
+        let socket = tokio::net::UdpSocket::bind(("0.0.0.0", cmd.health_port))
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot answer health probes on UDP port {}",
+                    cmd.health_port
+                )
+            })?;
         tasks.spawn(
-            follow_catalog(dir, watcher, changes, reconciler, cancel.clone()).instrument(span),
+            {
+                let cancel = cancel.child_token();
+                async move {
+                    crate::probe::respond(Arc::new(socket), cancel)
+                        .await
+                        .map_err(anyhow::Error::from)
+                }
+            }
+            .instrument(info_span!("health_responder", port = cmd.health_port)),
         );
+        let (down_tx, down_rx) =
+            tokio::sync::watch::channel(crate::desired::DownClusters::default());
+        reconciler.follow_health(down_rx);
+        let config = crate::probe::ProbeConfig {
+            port: cmd.health_port,
+            interval: Duration::from_millis(cmd.health_interval_ms.max(10)),
+            timeout: Duration::from_millis(cmd.health_timeout_ms.max(10)),
+            thresholds: crate::probe::Thresholds {
+                fall: cmd.health_fall,
+                rise: cmd.health_rise,
+            },
+        };
+        tasks.spawn(
+            crate::probe::run(
+                config,
+                reconciler.subscribe(),
+                down_tx,
+                metrics.clone(),
+                cancel.child_token(),
+            )
+            .instrument(info_span!("health_prober")),
+        );
+    }
+    if cmd.dataplane == crate::cli::Dataplane::Ipvs {
+        health.register("dataplane", "IPVS not programmed yet");
+        let dataplane = dataplane::IpvsDataplane {
+            vip_cidr: cmd.plan.vip_cidr,
+            masq_mark: cmd.masq_mark,
+            resync_every: Duration::from_secs(cmd.resync_seconds.max(1)),
+            metrics: metrics.clone(),
+            health: health.clone(),
+        };
+        let states = reconciler.subscribe();
+        tasks.spawn(
+            dataplane
+                .run(states, cancel.child_token())
+                .instrument(info_span!("ipvs")),
+        );
+    }
+    match (watched, kube) {
+        (_, Some(kube)) => {
+            let run = kube.run(reconciler, cancel.clone());
+            tasks.spawn(
+                async move { run.await.map_err(anyhow::Error::from) }
+                    .instrument(info_span!("kube", cluster_id = %cluster_id)),
+            );
+        }
+        (None, None) => reconciler.apply(&catalog::embedded_example()),
+        (Some((dir, watcher, changes)), None) => {
+            let span = info_span!("catalog", dir = %dir.display());
+            let follow = follow_catalog(
+                dir,
+                watcher,
+                changes,
+                reconciler,
+                health.clone(),
+                cancel.clone(),
+            );
+            tasks.spawn(follow.instrument(span));
+        }
     }
 
     // Supervise: the first task to end (with or without error) before shutdown is a failure.
@@ -107,25 +216,45 @@ pub async fn run(cmd: GatewayCmd) -> anyhow::Result<()> {
     result
 }
 
-/// Reloads the catalog directory on every change and applies it. A catalog that no longer loads
-/// is logged and the last good one stays in force.
+/// Loads the catalog directory, then reloads and applies it on every change. Until a catalog
+/// first loads, readiness says why; afterwards a catalog that no longer loads is logged and the
+/// last good one stays in force.
 async fn follow_catalog(
     dir: std::path::PathBuf,
     _watcher: notify::RecommendedWatcher,
     mut changes: tokio::sync::mpsc::Receiver<()>,
     mut reconciler: Reconciler,
+    health: Arc<Health>,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
+    let mut applied: Option<catalog::Catalog> = None;
     loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return Ok(()),
-            change = next_change(&mut changes) => {
-                if change.is_none() {
-                    anyhow::bail!("the catalog watcher stopped");
+        match catalog::load_dir(&dir) {
+            Ok(catalog) => {
+                reconciler.apply(&catalog);
+                applied = Some(catalog);
+            }
+            Err(e) if applied.is_some() => {
+                error!(error = %e, "catalog not reloaded; keeping the last good one")
+            }
+            Err(e) => {
+                error!(error = %e, "no catalog loaded yet; waiting for the directory to change");
+                health.fail("reconcile", format!("no catalog loaded yet: {e}"));
+            }
+        }
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                change = next_change(&mut changes) => {
+                    if change.is_none() {
+                        anyhow::bail!("the catalog watcher stopped");
+                    }
+                    break;
                 }
-                match catalog::load_dir(&dir) {
-                    Ok(catalog) => reconciler.apply(&catalog),
-                    Err(e) => error!(error = %e, "catalog not reloaded; keeping the last good one"),
+                _ = reconciler.health_changed() => {
+                    if let Some(catalog) = &applied {
+                        reconciler.apply(catalog);
+                    }
                 }
             }
         }

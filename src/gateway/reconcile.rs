@@ -4,10 +4,12 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Instant;
 
-use arc_swap::ArcSwapOption;
+use tokio::sync::watch;
 use tracing::{error, info, warn};
 
+use crate::admin::{Health, Metrics};
 use crate::catalog::Catalog;
 use crate::desired::{self, Allocations, DesiredState, DownClusters, PlanConfig};
 use crate::problem::{Problem, Severity};
@@ -19,9 +21,11 @@ pub struct Reconciler {
     zone_config: mcwan_dns::ZoneConfig,
     zone: mcwan_dns::ZoneHandle,
     previous: Allocations,
-    down: DownClusters,
+    down: watch::Receiver<DownClusters>,
     reported: BTreeSet<Problem>,
-    current: Arc<ArcSwapOption<DesiredState>>,
+    current: watch::Sender<Option<Arc<DesiredState>>>,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
 }
 
 impl Reconciler {
@@ -30,6 +34,8 @@ impl Reconciler {
         config: PlanConfig,
         zone_config: mcwan_dns::ZoneConfig,
         zone: mcwan_dns::ZoneHandle,
+        metrics: Arc<Metrics>,
+        health: Arc<Health>,
     ) -> Self {
         Self {
             cluster_id,
@@ -37,25 +43,53 @@ impl Reconciler {
             zone_config,
             zone,
             previous: Allocations::default(),
-            down: DownClusters::default(),
+            down: watch::Sender::new(DownClusters::default()).subscribe(),
             reported: BTreeSet::new(),
-            current: Arc::new(ArcSwapOption::empty()),
+            current: watch::Sender::new(None),
+            metrics,
+            health,
         }
     }
 
-    /// The last applied desired state, shared with readers (status, metrics).
-    pub fn current(&self) -> Arc<ArcSwapOption<DesiredState>> {
-        self.current.clone()
+    /// The last applied desired state, for readers (status, the dataplane actuators): each
+    /// receiver sees the newest state and is woken when it changes.
+    /// Takes the clusters that are down from the health prober.
+    pub fn follow_health(&mut self, down: watch::Receiver<DownClusters>) {
+        self.down = down;
+    }
+
+    /// Resolves when the set of down clusters changes: the caller then applies its catalog
+    /// again. Never resolves when no prober publishes.
+    pub async fn health_changed(&mut self) {
+        if self.down.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    pub fn latest(&self) -> Option<Arc<DesiredState>> {
+        self.current.borrow().clone()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Option<Arc<DesiredState>>> {
+        self.current.subscribe()
+    }
+
+    /// The allocations the next [`Reconciler::apply`] keeps where it can. Sources that know
+    /// better (a peer's published ingress ports, VIPs read back on start) adjust them first.
+    pub fn previous_mut(&mut self) -> &mut Allocations {
+        &mut self.previous
     }
 
     /// Computes the desired state of `catalog` and applies it.
     pub fn apply(&mut self, catalog: &Catalog) {
+        let started = Instant::now();
+        let down = self.down.borrow_and_update().clone();
         let state = desired::compute(desired::Inputs {
             catalog,
             cluster_id: &self.cluster_id,
             config: &self.config,
             previous: &self.previous,
-            down: &self.down,
+            down: &down,
         });
         self.report(&state.problems);
         let records = match mcwan_dns::Zone::build(&self.zone_config, &state.dns) {
@@ -81,7 +115,10 @@ impl Reconciler {
             "applied desired state"
         );
         self.previous = state.allocations.clone();
-        self.current.store(Some(Arc::new(state)));
+        self.metrics
+            .observe_reconcile(catalog, &state, started.elapsed());
+        self.current.send_replace(Some(Arc::new(state)));
+        self.health.pass("reconcile");
     }
 
     /// Logs each problem once, when it first appears, and notes when it goes away.

@@ -1,0 +1,358 @@
+//! The gateway's Prometheus metrics (prometheus-client, text exposition format).
+//!
+//! | metric | labels | meaning |
+//! |---|---|---|
+//! | `mcwan_dns_queries_total` | `qtype`, `rcode` | DNS queries answered |
+//! | `mcwan_dns_query_duration_seconds` | `qtype` | time to answer, histogram |
+//! | `mcwan_catalog_objects` | `cluster`, `kind` | objects in the catalog |
+//! | `mcwan_problems` | `severity` | input problems currently reported |
+//! | `mcwan_reconciles_total` | | desired-state computations applied |
+//! | `mcwan_reconcile_duration_seconds` | | time to compute and apply, histogram |
+//! | `mcwan_actuator_desired` / `mcwan_actuator_applied` | `actuator` | objects wanted / in place |
+//! | `mcwan_actuator_sync_duration_seconds` | `actuator` | time of one sync, histogram |
+//! | `mcwan_actuator_operations_total` | `actuator`, `op` | changes made |
+//! | `mcwan_actuator_errors_total` | `actuator` | failed syncs |
+//! | `mcwan_import_healthy_clusters` | `service`, `vip` | healthy clusters backing an import |
+//! | `mcwan_peer_up` | `cluster`, `class` | 1 when the peer gateway passes its health checks |
+//! | `mcwan_peer_rtt_seconds` | `cluster`, `class` | health probe round-trip time, histogram |
+
+use std::time::Duration;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::catalog::Catalog;
+use crate::desired::DesiredState;
+use crate::problem::Severity;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DnsLabels {
+    pub qtype: &'static str,
+    pub rcode: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QtypeLabels {
+    pub qtype: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CatalogLabels {
+    pub cluster: String,
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum SeverityLabel {
+    Error,
+    Warning,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SeverityLabels {
+    pub severity: SeverityLabel,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActuatorLabels {
+    pub actuator: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperationLabels {
+    pub actuator: &'static str,
+    pub op: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ImportLabels {
+    pub service: String,
+    pub vip: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PeerLabels {
+    pub cluster: String,
+    pub class: String,
+}
+
+fn latency_histogram() -> Histogram {
+    // 10 µs .. ~5 s
+    Histogram::new(exponential_buckets(0.000_01, 3.0, 13))
+}
+
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub dns_queries: Family<DnsLabels, Counter>,
+    pub dns_duration: Family<QtypeLabels, Histogram>,
+    pub catalog_objects: Family<CatalogLabels, Gauge>,
+    pub problems: Family<SeverityLabels, Gauge>,
+    pub reconciles: Counter,
+    pub reconcile_duration: Histogram,
+    pub actuator_desired: Family<ActuatorLabels, Gauge>,
+    pub actuator_applied: Family<ActuatorLabels, Gauge>,
+    pub actuator_sync_duration: Family<ActuatorLabels, Histogram>,
+    pub actuator_operations: Family<OperationLabels, Counter>,
+    pub actuator_errors: Family<ActuatorLabels, Counter>,
+    pub import_healthy_clusters: Family<ImportLabels, Gauge>,
+    pub peer_up: Family<PeerLabels, Gauge>,
+    pub peer_rtt: Family<PeerLabels, Histogram>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("mcwan");
+        let dns_queries = Family::default();
+        registry.register("dns_queries", "DNS queries answered", dns_queries.clone());
+        let dns_duration = Family::<QtypeLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "dns_query_duration_seconds",
+            "Time to answer a DNS query",
+            dns_duration.clone(),
+        );
+        let catalog_objects = Family::default();
+        registry.register(
+            "catalog_objects",
+            "Objects in the catalog",
+            catalog_objects.clone(),
+        );
+        let problems = Family::default();
+        registry.register(
+            "problems",
+            "Input problems currently reported",
+            problems.clone(),
+        );
+        let reconciles = Counter::default();
+        registry.register(
+            "reconciles",
+            "Desired-state computations applied",
+            reconciles.clone(),
+        );
+        let reconcile_duration = latency_histogram();
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time to compute and apply the desired state",
+            reconcile_duration.clone(),
+        );
+        let actuator_desired = Family::default();
+        registry.register(
+            "actuator_desired",
+            "Objects an actuator should have in place",
+            actuator_desired.clone(),
+        );
+        let actuator_applied = Family::default();
+        registry.register(
+            "actuator_applied",
+            "Objects an actuator has in place",
+            actuator_applied.clone(),
+        );
+        let actuator_sync_duration = Family::<ActuatorLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "actuator_sync_duration_seconds",
+            "Time of one actuator sync",
+            actuator_sync_duration.clone(),
+        );
+        let actuator_operations = Family::default();
+        registry.register(
+            "actuator_operations",
+            "Changes made by an actuator",
+            actuator_operations.clone(),
+        );
+        let actuator_errors = Family::default();
+        registry.register(
+            "actuator_errors",
+            "Failed actuator syncs",
+            actuator_errors.clone(),
+        );
+        let import_healthy_clusters = Family::default();
+        registry.register(
+            "import_healthy_clusters",
+            "Healthy clusters backing an imported service",
+            import_healthy_clusters.clone(),
+        );
+        let peer_up = Family::default();
+        registry.register(
+            "peer_up",
+            "1 when the peer gateway passes its health checks",
+            peer_up.clone(),
+        );
+        let peer_rtt = Family::<PeerLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "peer_rtt_seconds",
+            "Round-trip time of health probes to a peer gateway",
+            peer_rtt.clone(),
+        );
+        Self {
+            registry,
+            dns_queries,
+            dns_duration,
+            catalog_objects,
+            problems,
+            reconciles,
+            reconcile_duration,
+            actuator_desired,
+            actuator_applied,
+            actuator_sync_duration,
+            actuator_operations,
+            actuator_errors,
+            import_healthy_clusters,
+            peer_up,
+            peer_rtt,
+        }
+    }
+
+    /// The text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Records a reconcile: catalog size, problems, imports.
+    pub fn observe_reconcile(&self, catalog: &Catalog, state: &DesiredState, took: Duration) {
+        self.reconciles.inc();
+        self.reconcile_duration.observe(took.as_secs_f64());
+        self.catalog_objects.clear();
+        for (cluster, objects) in &catalog.clusters {
+            let set = |kind: &'static str, n: usize| {
+                self.catalog_objects
+                    .get_or_create(&CatalogLabels {
+                        cluster: cluster.clone(),
+                        kind,
+                    })
+                    .set(i64::try_from(n).unwrap_or(i64::MAX));
+            };
+            set("Namespace", objects.namespaces.len());
+            set("Service", objects.services.len());
+            set(
+                "EndpointSlice",
+                objects.endpoint_slices.values().map(Vec::len).sum(),
+            );
+            set("ServiceExport", objects.exports.len());
+            set("WANPolicy", objects.wan_policies.len());
+        }
+        for (label, severity) in [
+            (SeverityLabel::Error, Severity::Error),
+            (SeverityLabel::Warning, Severity::Warning),
+        ] {
+            let n = state
+                .problems
+                .iter()
+                .filter(|p| p.severity == severity)
+                .count();
+            self.problems
+                .get_or_create(&SeverityLabels { severity: label })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+        self.import_healthy_clusters.clear();
+        for import in &state.imports {
+            self.import_healthy_clusters
+                .get_or_create(&ImportLabels {
+                    service: import.key.to_string(),
+                    vip: import.vip.map(|v| v.to_string()).unwrap_or_default(),
+                })
+                .set(i64::try_from(import.clusters.len()).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Records one sync of an actuator.
+    pub fn observe_sync(
+        &self,
+        actuator: &'static str,
+        desired: usize,
+        applied: usize,
+        took: Duration,
+        ok: bool,
+    ) {
+        let labels = ActuatorLabels { actuator };
+        self.actuator_desired
+            .get_or_create(&labels)
+            .set(i64::try_from(desired).unwrap_or(i64::MAX));
+        self.actuator_applied
+            .get_or_create(&labels)
+            .set(i64::try_from(applied).unwrap_or(i64::MAX));
+        self.actuator_sync_duration
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
+        if !ok {
+            self.actuator_errors.get_or_create(&labels).inc();
+        }
+    }
+
+    pub fn count_operations(&self, actuator: &'static str, op: &'static str, n: u64) {
+        self.actuator_operations
+            .get_or_create(&OperationLabels { actuator, op })
+            .inc_by(n);
+    }
+}
+
+/// Feeds the DNS server's answered queries into the metrics. Labels are static strings, so
+/// counting a query allocates nothing.
+#[derive(Debug)]
+pub struct DnsObserver(pub std::sync::Arc<Metrics>);
+
+fn qtype_label(qtype: Option<u16>) -> &'static str {
+    match qtype {
+        Some(1) => "A",
+        Some(2) => "NS",
+        Some(5) => "CNAME",
+        Some(6) => "SOA",
+        Some(12) => "PTR",
+        Some(16) => "TXT",
+        Some(28) => "AAAA",
+        Some(33) => "SRV",
+        Some(41) => "OPT",
+        Some(251) => "IXFR",
+        Some(252) => "AXFR",
+        Some(255) => "ANY",
+        Some(_) => "OTHER",
+        None => "NONE",
+    }
+}
+
+fn rcode_label(rcode: u8) -> &'static str {
+    match rcode {
+        0 => "NOERROR",
+        1 => "FORMERR",
+        2 => "SERVFAIL",
+        3 => "NXDOMAIN",
+        4 => "NOTIMP",
+        5 => "REFUSED",
+        _ => "OTHER",
+    }
+}
+
+impl mcwan_dns::QueryObserver for DnsObserver {
+    fn observe(&self, event: &mcwan_dns::QueryEvent) {
+        let qtype = qtype_label(event.qtype);
+        self.0
+            .dns_queries
+            .get_or_create(&DnsLabels {
+                qtype,
+                rcode: rcode_label(event.rcode),
+            })
+            .inc();
+        self.0
+            .dns_duration
+            .get_or_create(&QtypeLabels { qtype })
+            .observe(event.elapsed.as_secs_f64());
+    }
+}

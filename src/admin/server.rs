@@ -1,0 +1,136 @@
+//! The admin HTTP server (hyper, HTTP/1.1, one task per connection).
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
+
+use super::{Check, Health, Metrics};
+use crate::desired::DesiredState;
+
+/// What the admin endpoint reads.
+#[derive(Clone, Debug)]
+pub struct AdminState {
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+    pub current: tokio::sync::watch::Receiver<Option<Arc<DesiredState>>>,
+}
+
+/// `/status` as JSON.
+#[derive(Debug, Serialize)]
+pub struct StatusReport<'a> {
+    pub ready: bool,
+    pub checks: BTreeMap<&'static str, Check>,
+    /// The last applied desired state; absent before the first reconcile.
+    pub state: Option<&'a DesiredState>,
+}
+
+/// Serves the admin endpoint on `listener` until `cancel` fires.
+pub async fn serve(
+    listener: TcpListener,
+    state: AdminState,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
+    info!(listen = %listener.local_addr()?, "admin endpoint serving");
+    let mut connections = JoinSet::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = cancel.cancelled() => break,
+            accepted = listener.accept() => accepted?,
+        };
+        let state = state.clone();
+        connections.spawn(async move {
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let service = hyper::service::service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(route(&state, &req)) }
+            });
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await
+            {
+                debug!(%peer, error = %e, "admin connection ended with an error");
+            }
+        });
+        // Reap finished connections so the set does not grow.
+        while connections.try_join_next().is_some() {}
+    }
+    connections.abort_all();
+    Ok(())
+}
+
+fn respond(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    if let Ok(v) = content_type.parse() {
+        response
+            .headers_mut()
+            .insert(hyper::header::CONTENT_TYPE, v);
+    }
+    response
+}
+
+fn route(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET {
+        return respond(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "only GET\n".into(),
+        );
+    }
+    let query = req.uri().query().unwrap_or("");
+    match req.uri().path() {
+        "/metrics" => respond(
+            StatusCode::OK,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            state.metrics.encode(),
+        ),
+        "/healthz" | "/livez" => respond(StatusCode::OK, "text/plain", "ok\n".into()),
+        "/readyz" => {
+            let code = if state.health.ready() {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            respond(code, "text/plain", state.health.report())
+        }
+        "/status" => {
+            let current = state.current.borrow().clone();
+            if query.split('&').any(|kv| kv == "format=table") {
+                let mut text = state.health.report();
+                match &current {
+                    Some(s) => text.push_str(&crate::render::plan_table(s)),
+                    None => text.push_str("no desired state applied yet\n"),
+                }
+                return respond(StatusCode::OK, "text/plain", text);
+            }
+            let report = StatusReport {
+                ready: state.health.ready(),
+                checks: state.health.checks(),
+                state: current.as_deref(),
+            };
+            match serde_json::to_string_pretty(&report) {
+                Ok(json) => respond(StatusCode::OK, "application/json", json),
+                Err(e) => respond(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "text/plain",
+                    format!("{e}\n"),
+                ),
+            }
+        }
+        _ => respond(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found: try /metrics, /healthz, /readyz, /status\n".into(),
+        ),
+    }
+}

@@ -1,0 +1,356 @@
+//! The IPVS dataplane against the real kernel (VM tier): two gateways in network namespaces,
+//! joined by a WAN link, program IPVS from one static catalog; a client in cluster-2 reaches
+//! backends in cluster-1 through the ClusterSetIP, cluster-2's egress IPVS, the WAN and
+//! cluster-1's ingress IPVS. Catalog changes are applied as diffs under live connections; a
+//! restart keeps them; drift is repaired; what mcwan does not own is left alone.
+
+#![allow(clippy::unwrap_used)] // test helpers fail the test on any error
+
+#[path = "support/netns.rs"]
+mod netns;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::Duration;
+
+use netns::{link, sh, tcp_backend, wait_for, Netns, Proc};
+
+const MCWAN: &str = env!("CARGO_BIN_EXE_mcwan");
+
+struct Clusterset {
+    catalog: tempfile::TempDir,
+    client: Netns,
+    gw2: Netns,
+    gw1: Netns,
+    _be1: Netns,
+    _be2: Netns,
+    _backends: Vec<Proc>,
+}
+
+const CLUSTERSET: &str = "name: vm\nwan: sdwan\nclusters:\n\
+  - {id: cluster-1, index: 1, gateway: {wanAddress: 192.168.77.1}}\n\
+  - {id: cluster-2, index: 2, gateway: {wanAddress: 192.168.77.2}}\n";
+
+const POLICY: &str = "apiVersion: mcw.l7mp.io/v1alpha1\nkind: WANPolicy\nmetadata: {name: high}\nspec: {tunnel: business, port: 31111, portCount: 10}\n";
+
+fn service(name: &str, ready: &[&str]) -> String {
+    let endpoints: String = ready
+        .iter()
+        .map(|a| format!("- addresses: [\"{a}\"]\n  conditions: {{ready: true}}\n"))
+        .collect();
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: secure}}\nspec: {{ports: [{{name: http, port: 8080}}]}}\n---\n\
+         apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: {name}-1, namespace: secure, labels: {{kubernetes.io/service-name: {name}}}}}\n\
+         addressType: IPv4\nports: [{{name: http, port: 8080}}]\nendpoints:\n{endpoints}---\n\
+         apiVersion: multicluster.x-k8s.io/v1alpha1\nkind: ServiceExport\nmetadata: {{name: {name}, namespace: secure, annotations: {{mcw.l7mp.io/mc-wan-policy: high}}}}\n"
+    )
+}
+
+fn write(dir: &Path, file: &str, text: &str) {
+    let path = dir.join(file);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    // Write beside, then rename: the gateway never reads half a file.
+    let tmp = dir.join(format!(".{}.tmp", file.replace('/', "_")));
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(tmp, path).unwrap();
+}
+
+impl Clusterset {
+    fn new(prefix: &str) -> Self {
+        let catalog = tempfile::tempdir().unwrap();
+        let d = catalog.path();
+        write(d, "clusterset.yaml", CLUSTERSET);
+        write(d, "cluster-1/policy.yaml", POLICY);
+        write(d, "cluster-2/policy.yaml", POLICY);
+        write(
+            d,
+            "cluster-1/ns.yaml",
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: secure}\n",
+        );
+        write(
+            d,
+            "cluster-2/ns.yaml",
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: secure}\n",
+        );
+        write(
+            d,
+            "cluster-1/payment.yaml",
+            &service("payment", &["10.201.1.2"]),
+        );
+        write(
+            d,
+            "cluster-1/logging.yaml",
+            &service("logging", &["10.201.2.2"]),
+        );
+        let ns = |n: &str| Netns::new(&format!("{prefix}{n}"));
+        let (client, gw2, gw1, be1, be2) = (ns("cl"), ns("gw2"), ns("gw1"), ns("be1"), ns("be2"));
+        link(
+            &client,
+            "eth0",
+            "10.200.1.2/24",
+            &gw2,
+            "lan0",
+            "10.200.1.1/24",
+        );
+        link(
+            &gw2,
+            "wan0",
+            "192.168.77.2/24",
+            &gw1,
+            "wan0",
+            "192.168.77.1/24",
+        );
+        link(&gw1, "lan1", "10.201.1.1/24", &be1, "eth0", "10.201.1.2/24");
+        link(&gw1, "lan2", "10.201.2.1/24", &be2, "eth0", "10.201.2.2/24");
+        client.sh("ip route add default via 10.200.1.1");
+        be1.sh("ip route add default via 10.201.1.1");
+        be2.sh("ip route add default via 10.201.2.1");
+        let backends = vec![
+            tcp_backend(&be1, "be1", 8080),
+            tcp_backend(&be2, "be2", 8080),
+        ];
+        Self {
+            catalog,
+            client,
+            gw2,
+            gw1,
+            _be1: be1,
+            _be2: be2,
+            _backends: backends,
+        }
+    }
+
+    fn gateway(&self, ns: &Netns, cluster: &str) -> Proc {
+        let catalog = self.catalog.path().to_str().unwrap().to_owned();
+        let p = ns.spawn(
+            MCWAN,
+            &[
+                "gateway",
+                "--cluster-id",
+                cluster,
+                "--catalog",
+                &catalog,
+                "--dataplane",
+                "ipvs",
+                "--resync-seconds",
+                "1",
+            ],
+        );
+        wait_for(
+            &format!("{cluster}'s gateway to be ready"),
+            Duration::from_secs(30),
+            || {
+                ns.run(|| http_get(9641, "/readyz"))
+                    .filter(|(code, _)| *code == 200)
+            },
+        );
+        p
+    }
+
+    fn plan(&self, cluster: &str) -> serde_json::Value {
+        let out = sh(&format!(
+            "{MCWAN} plan -o json --cluster-id {cluster} --catalog {}",
+            self.catalog.path().display()
+        ));
+        serde_json::from_str(&out).unwrap()
+    }
+
+    fn vip(&self, service: &str) -> String {
+        let plan = self.plan("cluster-2");
+        let import = plan["imports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["key"]["name"] == service)
+            .unwrap();
+        import["vip"].as_str().unwrap().to_owned()
+    }
+
+    /// A connection from the client to `vip:8080`: (stream, greeting backend).
+    fn connect(&self, vip: &str) -> (BufReader<TcpStream>, String) {
+        let addr = format!("{vip}:8080");
+        let stream = self.client.run(move || {
+            TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(5))
+        });
+        let stream = stream.expect("connect to the ClusterSetIP");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut greeting = String::new();
+        reader.read_line(&mut greeting).unwrap();
+        (reader, greeting.trim().to_owned())
+    }
+}
+
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut raw = String::new();
+    std::io::Read::read_to_string(&mut s, &mut raw).ok()?;
+    let (head, body) = raw.split_once("\r\n\r\n")?;
+    Some((head.split(' ').nth(1)?.parse().ok()?, body.to_owned()))
+}
+
+/// The line echoed back on a live connection.
+fn echo(conn: &mut BufReader<TcpStream>, line: &str) -> String {
+    conn.get_mut()
+        .write_all(format!("{line}\n").as_bytes())
+        .unwrap();
+    let mut back = String::new();
+    conn.read_line(&mut back).unwrap();
+    back.trim().to_owned()
+}
+
+/// `ipvsadm -Ln` in a namespace, as (virtual server, sorted real servers) lines.
+fn ipvs_table(ns: &Netns) -> String {
+    ns.sh("ipvsadm -Ln")
+}
+
+#[test]
+#[ignore = "real-kernel VM tier: run by tests/vm/run"]
+fn client_reaches_a_remote_backend_and_changes_apply_as_diffs() {
+    let cs = Clusterset::new("d1");
+    let _gw1 = cs.gateway(&cs.gw1, "cluster-1");
+    let _gw2 = cs.gateway(&cs.gw2, "cluster-2");
+    let vip = cs.vip("payment");
+    let ingress = cs.plan("cluster-1")["exports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["key"]["name"] == "payment")
+        .unwrap()["ingress"][0]["ingress_port"]
+        .as_u64()
+        .unwrap();
+
+    // What ipvsadm shows is exactly the plan: egress in cluster-2, ingress in cluster-1.
+    let t2 = ipvs_table(&cs.gw2);
+    assert!(t2.contains(&format!("TCP  {vip}:8080 rr")), "{t2}");
+    assert!(t2.contains(&format!("-> 192.168.77.1:{ingress}")), "{t2}");
+    let t1 = ipvs_table(&cs.gw1);
+    assert!(
+        t1.contains(&format!("TCP  192.168.77.1:{ingress} rr"))
+            && t1.contains("-> 10.201.1.2:8080"),
+        "{t1}"
+    );
+    assert!(cs
+        .gw2
+        .sh("ip -4 addr show dev mcwan0")
+        .contains(&format!("inet {vip}/32")));
+    assert!(cs
+        .gw2
+        .sh("nft list table inet mcwan")
+        .contains("masquerade"));
+
+    // Real traffic, and a connection that stays open across the changes below.
+    let (mut live, greeting) = cs.connect(&vip);
+    assert_eq!(greeting, "be1");
+    assert_eq!(echo(&mut live, "before"), "before");
+
+    // A backend added: one real server more, nothing re-created, the live connection goes on.
+    write(
+        cs.catalog.path(),
+        "cluster-1/payment.yaml",
+        &service("payment", &["10.201.1.2", "10.201.2.2"]),
+    );
+    wait_for(
+        "the second backend in cluster-1's ingress",
+        Duration::from_secs(10),
+        || {
+            ipvs_table(&cs.gw1)
+                .contains("-> 10.201.2.2:8080")
+                .then_some(())
+        },
+    );
+    assert_eq!(echo(&mut live, "after-add"), "after-add");
+    let greetings: std::collections::BTreeSet<String> =
+        (0..6).map(|_| cs.connect(&vip).1).collect();
+    assert_eq!(greetings, ["be1".to_owned(), "be2".to_owned()].into());
+    let stats = cs.gw2.sh(&format!("ipvsadm -Ln -t {vip}:8080 --stats"));
+    assert!(stats.contains("Conns"), "{stats}");
+
+    // A service removed: its virtual servers and VIP go, payment is untouched.
+    let logging_vip = cs.vip("logging");
+    std::fs::remove_file(cs.catalog.path().join("cluster-1/logging.yaml")).unwrap();
+    wait_for(
+        "logging's VIP to leave cluster-2",
+        Duration::from_secs(10),
+        || (!ipvs_table(&cs.gw2).contains(&logging_vip)).then_some(()),
+    );
+    assert!(!cs
+        .gw2
+        .sh("ip -4 addr show dev mcwan0")
+        .contains(&logging_vip));
+    assert_eq!(echo(&mut live, "after-remove"), "after-remove");
+    assert!(ipvs_table(&cs.gw2).contains(&format!("TCP  {vip}:8080 rr")));
+}
+
+#[test]
+#[ignore = "real-kernel VM tier: run by tests/vm/run"]
+fn a_gateway_restart_keeps_established_connections() {
+    let cs = Clusterset::new("d2");
+    let _gw1 = cs.gateway(&cs.gw1, "cluster-1");
+    let mut gw2 = cs.gateway(&cs.gw2, "cluster-2");
+    let vip = cs.vip("payment");
+    let (mut live, _) = cs.connect(&vip);
+    let before = ipvs_table(&cs.gw2);
+
+    assert!(gw2.terminate().success());
+    assert_eq!(
+        echo(&mut live, "while-down"),
+        "while-down",
+        "the kernel keeps forwarding"
+    );
+    let _gw2 = cs.gateway(&cs.gw2, "cluster-2");
+    assert_eq!(echo(&mut live, "after-restart"), "after-restart");
+    assert_eq!(ipvs_table(&cs.gw2), before, "adopted, not re-created");
+    let conns = cs.gw2.sh(&format!("ipvsadm -Ln -t {vip}:8080"));
+    assert!(
+        conns
+            .lines()
+            .any(|l| l.contains("->") && l.split_whitespace().nth(4) == Some("1")),
+        "the connection is still counted active: {conns}"
+    );
+}
+
+#[test]
+#[ignore = "real-kernel VM tier: run by tests/vm/run"]
+fn drift_is_repaired_and_services_of_others_are_left_alone() {
+    let cs = Clusterset::new("d3");
+    cs.gw2
+        .sh("ipvsadm -A -t 10.96.0.10:53 -s rr && ipvsadm -a -t 10.96.0.10:53 -r 10.244.0.2:53 -m");
+    let _gw1 = cs.gateway(&cs.gw1, "cluster-1");
+    let _gw2 = cs.gateway(&cs.gw2, "cluster-2");
+    let vip = cs.vip("payment");
+    let ingress = cs.plan("cluster-1")["exports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["key"]["name"] == "payment")
+        .unwrap()["ingress"][0]["ingress_port"]
+        .as_u64()
+        .unwrap();
+    cs.gw2.sh(&format!(
+        "ipvsadm -d -t {vip}:8080 -r 192.168.77.1:{ingress}"
+    ));
+    wait_for(
+        "the deleted real server to come back",
+        Duration::from_secs(10),
+        || {
+            ipvs_table(&cs.gw2)
+                .contains(&format!("-> 192.168.77.1:{ingress}"))
+                .then_some(())
+        },
+    );
+    let t = ipvs_table(&cs.gw2);
+    assert!(
+        t.contains("TCP  10.96.0.10:53 rr") && t.contains("-> 10.244.0.2:53"),
+        "another component's service survives: {t}"
+    );
+}
