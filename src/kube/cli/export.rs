@@ -1,0 +1,108 @@
+//! `mcwan export SERVICE/NAMESPACE [--wan-policy NAME]` and `mcwan unexport SERVICE/NAMESPACE`.
+
+use std::process::ExitCode;
+
+use clap::Args;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use serde_json::json;
+
+use super::{block_on, parse_target};
+use crate::crd::{self, WAN_POLICY_ANNOTATION};
+use crate::kube::{local_client, CLI_FIELD_MANAGER};
+
+#[derive(Debug, Args)]
+pub struct ExportCmd {
+    /// The Service to export, as SERVICE/NAMESPACE.
+    pub service: String,
+    /// The WANPolicy that carries the service (the mcw.l7mp.io/mc-wan-policy annotation);
+    /// without it the gateway's default policy applies.
+    #[arg(long)]
+    pub wan_policy: Option<String>,
+    /// The kubeconfig context (default: the current context).
+    #[arg(long, env = "MCWAN_KUBE_CONTEXT")]
+    pub context: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UnexportCmd {
+    /// The Service whose export to withdraw, as SERVICE/NAMESPACE.
+    pub service: String,
+    /// The kubeconfig context (default: the current context).
+    #[arg(long, env = "MCWAN_KUBE_CONTEXT")]
+    pub context: Option<String>,
+}
+
+/// Creates or updates the ServiceExport of a Service that exists, with a WANPolicy that exists.
+pub fn export(cmd: ExportCmd) -> anyhow::Result<ExitCode> {
+    block_on(async move {
+        let key = parse_target(&cmd.service)?;
+        let client = local_client(cmd.context.as_deref()).await?;
+        let services: Api<Service> = Api::namespaced(client.clone(), &key.namespace);
+        if services.get_opt(&key.name).await?.is_none() {
+            anyhow::bail!("Service {key} does not exist: create the Service before exporting it");
+        }
+        if let Some(policy) = &cmd.wan_policy {
+            let policies: Api<crd::WanPolicy> = Api::all(client.clone());
+            if policies.get_opt(policy).await?.is_none() {
+                let known: Vec<String> = policies
+                    .list(&Default::default())
+                    .await?
+                    .items
+                    .into_iter()
+                    .filter_map(|p| p.metadata.name)
+                    .collect();
+                anyhow::bail!(
+                    "WANPolicy {policy:?} does not exist; known policies: {}",
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                );
+            }
+        }
+        let mut metadata = json!({"name": key.name, "namespace": key.namespace});
+        if let Some(policy) = &cmd.wan_policy {
+            metadata["annotations"] = json!({WAN_POLICY_ANNOTATION: policy});
+        }
+        let body = json!({
+            "apiVersion": "multicluster.x-k8s.io/v1alpha1",
+            "kind": "ServiceExport",
+            "metadata": metadata,
+            "spec": {},
+        });
+        let exports: Api<crd::ServiceExport> = Api::namespaced(client, &key.namespace);
+        exports
+            .patch(
+                &key.name,
+                &PatchParams::apply(CLI_FIELD_MANAGER).force(),
+                &Patch::Apply(&body),
+            )
+            .await?;
+        match &cmd.wan_policy {
+            Some(p) => println!("exported {key} with WANPolicy {p}"),
+            None => println!("exported {key} with the gateway's default WANPolicy"),
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Deletes the ServiceExport.
+pub fn unexport(cmd: UnexportCmd) -> anyhow::Result<ExitCode> {
+    block_on(async move {
+        let key = parse_target(&cmd.service)?;
+        let client = local_client(cmd.context.as_deref()).await?;
+        let exports: Api<crd::ServiceExport> = Api::namespaced(client, &key.namespace);
+        match exports.delete(&key.name, &DeleteParams::default()).await {
+            Ok(_) => {
+                println!("unexported {key}");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                anyhow::bail!("{key} is not exported (it has no ServiceExport)")
+            }
+            Err(e) => Err(e.into()),
+        }
+    })
+}

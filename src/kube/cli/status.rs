@@ -1,0 +1,303 @@
+//! `mcwan status [SERVICE/NAMESPACE]` against Kubernetes: per ServiceExport its conditions, its
+//! WAN policy, the ClusterSetIP of the local ServiceImport, the clusters that import it (from
+//! the peers' ServiceImports when `--peer-kubeconfigs` is given and they answer), the clusters
+//! backing the local import, and the gateway's ingress from the published slice.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::{Api, ListParams};
+use kube::Client;
+use serde::Serialize;
+
+use super::{block_on, parse_target};
+use crate::cli::Output;
+use crate::crd::{self, LABEL_SERVICE_NAME, WAN_POLICY_ANNOTATION};
+use crate::kube::cluster;
+use crate::kube::{local_client, LABEL_SLICE_ROLE, SLICE_INGRESS};
+use crate::model::ServiceKey;
+
+/// How long a peer may take to answer.
+const PEER_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[derive(Debug, Default, Args)]
+pub struct StatusArgs {
+    /// One export, as SERVICE/NAMESPACE (default: every export).
+    pub service: Option<String>,
+    /// The kubeconfig context (default: the current context).
+    #[arg(long, env = "MCWAN_KUBE_CONTEXT")]
+    pub context: Option<String>,
+    /// A directory of peer kubeconfigs named by cluster ID, to ask each peer whether it imports.
+    #[arg(long, env = "MCWAN_PEER_KUBECONFIGS")]
+    pub peer_kubeconfigs: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ConditionReport {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub status: String,
+    pub reason: String,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct IngressReport {
+    pub address: String,
+    pub port: i32,
+    pub protocol: String,
+    pub name: String,
+}
+
+/// One export as `mcwan status` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportReport {
+    pub service: ServiceKey,
+    pub wan_policy: Option<String>,
+    pub conditions: Vec<ConditionReport>,
+    pub cluster_set_ip: Option<String>,
+    /// Peers holding a ServiceImport of the service (`None` when no peer could be asked).
+    pub imported_by: Option<Vec<String>>,
+    /// Peers that could not be asked.
+    pub unreachable_peers: Vec<String>,
+    /// The clusters backing the local ServiceImport (`status.clusters`).
+    pub backed_by: Vec<String>,
+    pub ingress: Vec<IngressReport>,
+}
+
+impl ExportReport {
+    fn condition(&self, type_: &str) -> String {
+        self.conditions
+            .iter()
+            .find(|c| c.type_ == type_)
+            .map_or_else(|| "-".to_owned(), |c| c.status.clone())
+    }
+}
+
+/// Prints the exports of the current context (`--context`, `KUBECONFIG`).
+pub fn status(args: StatusArgs, output: Output) -> anyhow::Result<ExitCode> {
+    block_on(async move {
+        let target = args.service.as_deref().map(parse_target).transpose()?;
+        let client = local_client(args.context.as_deref()).await?;
+        let exports = match &target {
+            Some(key) => {
+                let api: Api<crd::ServiceExport> = Api::namespaced(client.clone(), &key.namespace);
+                match api.get_opt(&key.name).await? {
+                    Some(e) => vec![e],
+                    None => anyhow::bail!("{key} is not exported (it has no ServiceExport)"),
+                }
+            }
+            None => {
+                let api: Api<crd::ServiceExport> = Api::all(client.clone());
+                api.list(&ListParams::default()).await?.items
+            }
+        };
+        let peers = match &args.peer_kubeconfigs {
+            Some(dir) => {
+                let (peers, errors) = cluster::peers(dir, "").await?;
+                for e in errors {
+                    eprintln!("warning: {e}");
+                }
+                peers
+            }
+            None => Vec::new(),
+        };
+        let mut reports = Vec::new();
+        for export in &exports {
+            let (Some(namespace), Some(name)) = (&export.metadata.namespace, &export.metadata.name)
+            else {
+                continue;
+            };
+            let key = ServiceKey::new(namespace.clone(), name.clone());
+            reports.push(report(&client, &peers, export, key).await?);
+        }
+        reports.sort_by(|a, b| a.service.cmp(&b.service));
+        match output {
+            Output::Json => println!("{}", serde_json::to_string_pretty(&reports)?),
+            Output::Table => print!("{}", table(&reports)),
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn report(
+    client: &Client,
+    peers: &[cluster::Peer],
+    export: &crd::ServiceExport,
+    key: ServiceKey,
+) -> anyhow::Result<ExportReport> {
+    let imports: Api<crd::ServiceImport> = Api::namespaced(client.clone(), &key.namespace);
+    let local_import = imports.get_opt(&key.name).await?;
+    let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), &key.namespace);
+    let published = slices
+        .list(&ListParams::default().labels(&format!(
+            "{LABEL_SLICE_ROLE}={SLICE_INGRESS},{LABEL_SERVICE_NAME}={}",
+            key.name
+        )))
+        .await?
+        .items;
+    let mut ingress = Vec::new();
+    for slice in &published {
+        for ep in slice.endpoints.iter().flatten() {
+            for address in &ep.addresses {
+                for p in slice.ports.iter().flatten() {
+                    ingress.push(IngressReport {
+                        address: address.clone(),
+                        port: p.port.unwrap_or_default(),
+                        protocol: p.protocol.clone().unwrap_or_else(|| "TCP".into()),
+                        name: p.name.clone().unwrap_or_default(),
+                    });
+                }
+            }
+        }
+    }
+    let mut imported_by = Vec::new();
+    let mut unreachable_peers = Vec::new();
+    for peer in peers {
+        let api: Api<crd::ServiceImport> = Api::namespaced(peer.client.clone(), &key.namespace);
+        match tokio::time::timeout(PEER_TIMEOUT, api.get_opt(&key.name)).await {
+            Ok(Ok(Some(_))) => imported_by.push(peer.id.clone()),
+            Ok(Ok(None)) => {}
+            Ok(Err(_)) | Err(_) => unreachable_peers.push(peer.id.clone()),
+        }
+    }
+    let asked = peers.len() > unreachable_peers.len();
+    Ok(ExportReport {
+        wan_policy: export
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(WAN_POLICY_ANNOTATION))
+            .cloned(),
+        conditions: export
+            .status
+            .iter()
+            .flat_map(|s| s.conditions.iter())
+            .map(|c| ConditionReport {
+                type_: c.type_.clone(),
+                status: c.status.clone(),
+                reason: c.reason.clone(),
+                message: c.message.clone(),
+            })
+            .collect(),
+        cluster_set_ip: local_import
+            .as_ref()
+            .and_then(|i| i.spec.ips.first().cloned()),
+        imported_by: asked.then_some(imported_by),
+        unreachable_peers,
+        backed_by: local_import
+            .iter()
+            .flat_map(|i| i.status.iter())
+            .flat_map(|s| s.clusters.iter().map(|c| c.cluster.clone()))
+            .collect(),
+        ingress,
+        service: key,
+    })
+}
+
+/// The reports as a table, then the message of every condition that is not as it should be.
+pub fn table(reports: &[ExportReport]) -> String {
+    let mut rows = vec![[
+        "SERVICE".to_owned(),
+        "WAN POLICY".to_owned(),
+        "VALID".to_owned(),
+        "READY".to_owned(),
+        "CONFLICT".to_owned(),
+        "CLUSTERSET IP".to_owned(),
+        "IMPORTED BY".to_owned(),
+        "INGRESS".to_owned(),
+    ]];
+    let dash = |s: String| if s.is_empty() { "-".to_owned() } else { s };
+    for r in reports {
+        let imported = match &r.imported_by {
+            Some(peers) => peers.join(","),
+            // No peer could be asked: who backs the local import is what is known here.
+            None if !r.backed_by.is_empty() => format!("(backed by {})", r.backed_by.join(",")),
+            None => String::new(),
+        };
+        let ingress = r
+            .ingress
+            .iter()
+            .map(|i| format!("{}:{}/{}", i.address, i.port, i.protocol))
+            .collect::<Vec<_>>()
+            .join(",");
+        rows.push([
+            r.service.to_string(),
+            dash(r.wan_policy.clone().unwrap_or_default()),
+            r.condition("Valid"),
+            r.condition("Ready"),
+            r.condition("Conflict"),
+            dash(r.cluster_set_ip.clone().unwrap_or_default()),
+            dash(imported),
+            dash(ingress),
+        ]);
+    }
+    let widths: Vec<usize> = (0..8)
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in &rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    for r in reports {
+        for c in &r.conditions {
+            let bad = match c.type_.as_str() {
+                "Conflict" => c.status == "True",
+                _ => c.status != "True",
+            };
+            if bad {
+                out.push_str(&format!(
+                    "{}: {}={} {}: {}\n",
+                    r.service, c.type_, c.status, c.reason, c.message
+                ));
+            }
+        }
+        if !r.unreachable_peers.is_empty() {
+            out.push_str(&format!(
+                "{}: peers not answering: {}\n",
+                r.service,
+                r.unreachable_peers.join(",")
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_shows_one_row_per_export_and_what_is_wrong() {
+        let report = ExportReport {
+            service: ServiceKey::new("secure", "payment"),
+            wan_policy: Some("gold".into()),
+            conditions: vec![ConditionReport {
+                type_: "Valid".into(),
+                status: "False".into(),
+                reason: "UnknownWANPolicy".into(),
+                message: "WANPolicy \"gold\" does not exist".into(),
+            }],
+            cluster_set_ip: None,
+            imported_by: None,
+            unreachable_peers: vec![],
+            backed_by: vec![],
+            ingress: vec![],
+        };
+        let out = table(&[report]);
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines[0].starts_with("SERVICE"));
+        assert!(lines[1].starts_with("secure/payment  gold"));
+        assert!(lines[2].contains("Valid=False UnknownWANPolicy"));
+    }
+}

@@ -1,0 +1,278 @@
+//! One cluster's reflector stores, converted into what the catalog holds: its
+//! [`ClusterObjects`], the problems of objects that cannot be used (naming cluster, object and
+//! field), and the ingress ports its gateway published. Pure: unit tests drive it without a
+//! server.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Namespace, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta};
+
+use crate::convert;
+use crate::crd;
+use crate::desired::IngressPorts;
+use crate::model::{ClusterObjects, ExportGroup, ServiceKey};
+use crate::problem::{ObjectRef, Problem};
+
+/// The contents of one cluster's stores.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stores<'a> {
+    pub namespaces: &'a [Arc<Namespace>],
+    pub services: &'a [Arc<Service>],
+    /// EndpointSlices of Services (labelled `kubernetes.io/service-name`).
+    pub endpoint_slices: &'a [Arc<EndpointSlice>],
+    pub exports: &'a [Arc<crd::ServiceExport>],
+    pub wan_policies: &'a [Arc<crd::WanPolicy>],
+    /// The ingress slices the cluster's gateway published.
+    pub published: &'a [Arc<EndpointSlice>],
+}
+
+/// What one cluster contributes to the catalog. Equal snapshots mean nothing to recompute.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ClusterSnapshot {
+    pub objects: ClusterObjects,
+    pub problems: Vec<Problem>,
+    /// The ingress ports the cluster's gateway published, by service port.
+    pub ingress_ports: IngressPorts,
+}
+
+/// What the gateway reads back from its own cluster but does not plan from: the conditions its
+/// ServiceExports carry now (to keep `lastTransitionTime`), and object UIDs (for Events).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Observed {
+    pub export_conditions: BTreeMap<ServiceKey, Vec<Condition>>,
+    pub uids: BTreeMap<ObjectRef, String>,
+}
+
+fn object_ref(kind: &str, meta: &ObjectMeta) -> ObjectRef {
+    let name = meta.name.as_deref().unwrap_or("(unnamed)");
+    match &meta.namespace {
+        Some(ns) => ObjectRef::namespaced(kind, &ServiceKey::new(ns.clone(), name)),
+        None => ObjectRef::cluster_scoped(kind, name),
+    }
+}
+
+fn sorted<T: kube::Resource>(items: &[Arc<T>]) -> Vec<&T> {
+    let mut out: Vec<&T> = items
+        .iter()
+        .map(AsRef::as_ref)
+        .filter(|o| o.meta().deletion_timestamp.is_none())
+        .collect();
+    out.sort_by(|a, b| {
+        (&a.meta().namespace, &a.meta().name).cmp(&(&b.meta().namespace, &b.meta().name))
+    });
+    out
+}
+
+/// Converts `cluster`'s stores. Objects being deleted count as gone.
+pub fn build(cluster: &str, stores: &Stores<'_>) -> (ClusterSnapshot, Observed) {
+    let mut objects = ClusterObjects::default();
+    let mut problems = Vec::new();
+    let mut observed = Observed::default();
+    let uid = |uids: &mut BTreeMap<ObjectRef, String>, kind: &str, meta: &ObjectMeta| {
+        if let Some(u) = &meta.uid {
+            uids.insert(object_ref(kind, meta), u.clone());
+        }
+    };
+    let fail =
+        |problems: &mut Vec<Problem>, kind: &str, meta: &ObjectMeta, e: convert::FieldError| {
+            problems.push(Problem::error(
+                Some(cluster),
+                object_ref(kind, meta),
+                Some(&e.field),
+                e.message,
+            ));
+        };
+
+    for ns in sorted(stores.namespaces) {
+        if let Some(name) = &ns.metadata.name {
+            objects.namespaces.insert(name.clone());
+        }
+    }
+    for export in sorted(stores.exports) {
+        uid(&mut observed.uids, "ServiceExport", &export.metadata);
+        match convert::service_export(export, ExportGroup::Mcs) {
+            Ok(e) => {
+                if let Some(status) = &export.status {
+                    observed
+                        .export_conditions
+                        .insert(e.key.clone(), status.conditions.clone());
+                }
+                objects.exports.insert(e.key.clone(), e);
+            }
+            Err(e) => fail(&mut problems, "ServiceExport", &export.metadata, e),
+        }
+    }
+    // Services and their slices matter only where the same cluster exports them.
+    let exported = |meta: &ObjectMeta, name: Option<&String>| {
+        let namespace = meta
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".to_owned());
+        name.is_some_and(|n| {
+            objects
+                .exports
+                .contains_key(&ServiceKey::new(namespace, n.clone()))
+        })
+    };
+    for svc in sorted(stores.services) {
+        if !exported(&svc.metadata, svc.metadata.name.as_ref()) {
+            continue;
+        }
+        uid(&mut observed.uids, "Service", &svc.metadata);
+        match convert::service(svc) {
+            Ok(s) => {
+                objects.services.insert(s.key.clone(), s);
+            }
+            Err(e) => fail(&mut problems, "Service", &svc.metadata, e),
+        }
+    }
+    for slice in sorted(stores.endpoint_slices) {
+        let service = slice
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(convert::LABEL_K8S_SERVICE_NAME));
+        if !exported(&slice.metadata, service) {
+            continue;
+        }
+        match convert::endpoint_slice(slice) {
+            Ok(s) => objects
+                .endpoint_slices
+                .entry(s.service.clone())
+                .or_default()
+                .push(s),
+            Err(e) => fail(&mut problems, "EndpointSlice", &slice.metadata, e),
+        }
+    }
+    for policy in sorted(stores.wan_policies) {
+        uid(&mut observed.uids, "WANPolicy", &policy.metadata);
+        match convert::wan_policy(policy) {
+            Ok(p) => {
+                objects.wan_policies.insert(p.name.clone(), p);
+            }
+            Err(e) => fail(&mut problems, "WANPolicy", &policy.metadata, e),
+        }
+    }
+    let published: Vec<&EndpointSlice> = sorted(stores.published);
+    let ingress_ports = super::publish::decode(cluster, &published, &objects, &mut problems);
+    (
+        ClusterSnapshot {
+            objects,
+            problems,
+            ingress_ports,
+        },
+        observed,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Arc<T> {
+        Arc::new(serde_json::from_value(v).unwrap())
+    }
+
+    fn export(ns: &str, name: &str) -> Arc<crd::ServiceExport> {
+        parse(json!({"metadata": {"name": name, "namespace": ns}, "spec": {}}))
+    }
+
+    #[test]
+    fn services_and_slices_not_exported_by_their_cluster_are_left_out() {
+        let services = [
+            parse::<Service>(json!({"metadata": {"name": "a", "namespace": "ns"}, "spec": {}})),
+            parse::<Service>(json!({"metadata": {"name": "b", "namespace": "ns"}, "spec": {}})),
+        ];
+        let exports = [export("ns", "a")];
+        let (snap, _) = build(
+            "c",
+            &Stores {
+                services: &services,
+                exports: &exports,
+                ..Default::default()
+            },
+        );
+        let keys: Vec<_> = snap.objects.services.keys().cloned().collect();
+        assert_eq!(keys, [ServiceKey::new("ns", "a")]);
+    }
+
+    #[test]
+    fn a_bad_object_is_a_problem_naming_cluster_object_and_field_and_the_rest_loads() {
+        let services = [
+            parse::<Service>(json!({"metadata": {"name": "ok", "namespace": "ns"},
+                "spec": {"ports": [{"port": 80}]}})),
+            parse::<Service>(json!({"metadata": {"name": "bad", "namespace": "ns"},
+                "spec": {"ports": [{"port": 70000}]}})),
+        ];
+        let exports = [export("ns", "ok"), export("ns", "bad")];
+        let (snap, _) = build(
+            "cluster-1",
+            &Stores {
+                services: &services,
+                exports: &exports,
+                ..Default::default()
+            },
+        );
+        assert!(snap
+            .objects
+            .services
+            .contains_key(&ServiceKey::new("ns", "ok")));
+        assert_eq!(snap.problems.len(), 1);
+        assert_eq!(
+            snap.problems[0].to_string(),
+            "cluster cluster-1: Service ns/bad: field spec.ports[0].port: 70000 is not a port in 1..=65535"
+        );
+    }
+
+    #[test]
+    fn objects_being_deleted_count_as_gone() {
+        let exports = [parse::<crd::ServiceExport>(json!({
+            "metadata": {"name": "a", "namespace": "ns", "deletionTimestamp": "2024-01-01T00:00:00Z"},
+            "spec": {}}))];
+        let (snap, _) = build(
+            "c",
+            &Stores {
+                exports: &exports,
+                ..Default::default()
+            },
+        );
+        assert!(snap.objects.exports.is_empty());
+    }
+
+    #[test]
+    fn the_order_of_the_stores_does_not_matter() {
+        let slice = |name: &str| {
+            parse::<EndpointSlice>(json!({
+                "metadata": {"name": name, "namespace": "ns",
+                    "labels": {"kubernetes.io/service-name": "svc"}},
+                "addressType": "IPv4", "endpoints": [{"addresses": ["10.0.0.1"]}]}))
+        };
+        let a = [slice("a"), slice("b")];
+        let b = [slice("b"), slice("a")];
+        let exports = [export("ns", "svc")];
+        let one = build(
+            "c",
+            &Stores {
+                endpoint_slices: &a,
+                exports: &exports,
+                ..Default::default()
+            },
+        )
+        .0;
+        let two = build(
+            "c",
+            &Stores {
+                endpoint_slices: &b,
+                exports: &exports,
+                ..Default::default()
+            },
+        )
+        .0;
+        assert_eq!(one.objects.endpoint_slices.len(), 1);
+        assert_eq!(one, two);
+    }
+}

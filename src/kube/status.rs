@@ -1,0 +1,131 @@
+//! The status of this cluster's ServiceExports: the MCS conditions Valid, Ready and Conflict the
+//! desired state computed, with `lastTransitionTime` kept from the object when a condition's
+//! status did not change. The write's hash leaves the time out, so a recompute that changes
+//! nothing writes nothing.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+use serde_json::{json, Value};
+
+use super::object::{Kind, ObjectId, Part, Write};
+use crate::desired::ExportStatus;
+
+fn status_word(status: bool) -> &'static str {
+    if status {
+        "True"
+    } else {
+        "False"
+    }
+}
+
+/// The status write of `export`, given the conditions the object carries now.
+pub fn export_status(export: &ExportStatus, observed: &[Condition], now: Timestamp) -> Write {
+    let mut basis = Vec::new();
+    let mut conditions = Vec::new();
+    for c in &export.conditions {
+        let status = status_word(c.status);
+        let mut value = json!({
+            "type": c.type_,
+            "status": status,
+            "reason": c.reason,
+            "message": c.message,
+        });
+        basis.push(value.clone());
+        let since = observed
+            .iter()
+            .find(|o| o.type_ == c.type_ && o.status == status)
+            .map(|o| o.last_transition_time.clone())
+            .unwrap_or(Time(now));
+        value["lastTransitionTime"] = serde_json::to_value(&since).unwrap_or(Value::Null);
+        conditions.push(value);
+    }
+    let body = json!({
+        "apiVersion": "multicluster.x-k8s.io/v1alpha1",
+        "kind": "ServiceExport",
+        "metadata": {"name": export.key.name, "namespace": export.key.namespace},
+        "status": {"conditions": conditions},
+    });
+    Write::with_basis(
+        ObjectId::new(
+            Kind::ServiceExport,
+            Part::Status,
+            &export.key.namespace,
+            &export.key.name,
+        ),
+        body,
+        &Value::Array(basis),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired;
+    use crate::model::ServiceKey;
+
+    fn export(valid: bool) -> ExportStatus {
+        ExportStatus {
+            key: ServiceKey::new("ns", "svc"),
+            wan_policy: Some("gold".into()),
+            tunnel: None,
+            ingress: Vec::new(),
+            conditions: vec![desired::Condition {
+                type_: "Valid",
+                status: valid,
+                reason: if valid { "Valid" } else { "UnknownWANPolicy" },
+                message: String::new(),
+            }],
+        }
+    }
+
+    fn observed(status: &str, at: &str) -> Vec<Condition> {
+        vec![Condition {
+            type_: "Valid".into(),
+            status: status.into(),
+            reason: "Valid".into(),
+            message: String::new(),
+            last_transition_time: Time(at.parse().unwrap()),
+            observed_generation: None,
+        }]
+    }
+
+    #[test]
+    fn an_unchanged_condition_keeps_its_transition_time() {
+        let now: Timestamp = "2030-01-01T00:00:00Z".parse().unwrap();
+        let w = export_status(
+            &export(true),
+            &observed("True", "2024-01-01T00:00:00Z"),
+            now,
+        );
+        assert_eq!(
+            w.body["status"]["conditions"][0]["lastTransitionTime"],
+            "2024-01-01T00:00:00Z"
+        );
+    }
+
+    #[test]
+    fn a_changed_condition_gets_a_new_transition_time() {
+        let now: Timestamp = "2030-01-01T00:00:00Z".parse().unwrap();
+        let w = export_status(
+            &export(false),
+            &observed("True", "2024-01-01T00:00:00Z"),
+            now,
+        );
+        assert_eq!(
+            w.body["status"]["conditions"][0]["lastTransitionTime"],
+            "2030-01-01T00:00:00Z"
+        );
+        assert_eq!(w.body["status"]["conditions"][0]["status"], "False");
+    }
+
+    #[test]
+    fn the_time_alone_is_not_a_change() {
+        let a = export_status(&export(true), &[], "2030-01-01T00:00:00Z".parse().unwrap());
+        let b = export_status(&export(true), &[], "2031-01-01T00:00:00Z".parse().unwrap());
+        assert_eq!(a.hash, b.hash);
+        assert_ne!(
+            a.hash,
+            export_status(&export(false), &[], Timestamp::UNIX_EPOCH).hash
+        );
+    }
+}

@@ -1,0 +1,101 @@
+//! `mcwan export`, `mcwan unexport` and `mcwan status` against a cluster's API server.
+
+use serde_json::Value;
+
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_creates_the_service_export_and_refuses_what_does_not_exist() {
+    let cs = Clusterset::new(1).await;
+    let kubeconfig = cs.kubeconfig(0);
+    cs.sim(0)
+        .create_json(mk_service("shop", "cart", &[("http", 80)]))
+        .unwrap();
+
+    let (ok, out, err) = mcwan(
+        &kubeconfig,
+        &["export", "cart/shop", "--wan-policy", "gold"],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("exported shop/cart"), "{out}");
+    let export = cs
+        .sim(0)
+        .get_json(MCS, "serviceexports", Some("shop"), "cart")
+        .unwrap();
+    assert_eq!(
+        export["metadata"]["annotations"]["mcw.l7mp.io/mc-wan-policy"],
+        "gold"
+    );
+
+    let (ok, _, err) = mcwan(
+        &kubeconfig,
+        &["export", "cart/shop", "--wan-policy", "platinum"],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("\"platinum\" does not exist") && err.contains("gold"),
+        "{err}"
+    );
+
+    let (ok, _, err) = mcwan(
+        &kubeconfig,
+        &["export", "nope/shop", "--wan-policy", "gold"],
+    );
+    assert!(!ok);
+    assert!(err.contains("Service shop/nope does not exist"), "{err}");
+
+    let (ok, _, err) = mcwan(&kubeconfig, &["unexport", "cart/shop"]);
+    assert!(ok, "{err}");
+    assert!(cs
+        .sim(0)
+        .get_json(MCS, "serviceexports", Some("shop"), "cart")
+        .is_none());
+    let (ok, _, err) = mcwan(&kubeconfig, &["unexport", "cart/shop"]);
+    assert!(!ok);
+    assert!(err.contains("not exported"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_conditions_clusterset_ip_importers_and_ingress() {
+    let cs = Clusterset::start(2).await;
+    export_service(cs.sim(0), "shop", "cart");
+    cs.wait_for_a(1, "shop", "cart").await;
+    cs.wait_for_object(1, MCS, "serviceimports", Some("shop"), "cart", |_| true)
+        .await;
+    let local_import = cs
+        .wait_for_object(0, MCS, "serviceimports", Some("shop"), "cart", |_| true)
+        .await;
+    cs.wait_for_object(0, MCS, "serviceexports", Some("shop"), "cart", |e| {
+        condition_is(e, "Ready", "True")
+    })
+    .await;
+
+    let peers = cs.peers_dir(0);
+    let args = [
+        "status",
+        "cart/shop",
+        "-o",
+        "json",
+        "--peer-kubeconfigs",
+        peers.to_str().unwrap(),
+    ];
+    let (ok, out, err) = mcwan(&cs.kubeconfig(0), &args);
+    assert!(ok, "{err}");
+    let reports: Value = serde_json::from_str(&out).unwrap();
+    let r = &reports[0];
+    assert_eq!(r["service"]["name"], "cart");
+    assert_eq!(r["wanPolicy"], "gold");
+    assert_eq!(r["clusterSetIp"], local_import["spec"]["ips"][0]);
+    assert_eq!(r["importedBy"], serde_json::json!(["cluster-2"]));
+    assert!(r["ingress"][0]["port"].as_u64().is_some());
+    assert!(r["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["type"] == "Valid" && c["status"] == "True"));
+
+    let (ok, table, err) = mcwan(&cs.kubeconfig(0), &["status"]);
+    assert!(ok, "{err}");
+    assert!(table.starts_with("SERVICE"), "{table}");
+    assert!(table.contains("shop/cart"), "{table}");
+}

@@ -1,0 +1,100 @@
+//! ServiceExport conditions and Events: invalid exports and conflicts, as MCS defines them.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_wan_policy_is_valid_false_naming_it_and_a_warning_event() {
+    let cs = Clusterset::start(2).await;
+    let sim = cs.sim(0);
+    sim.create_json(mk_service("shop", "cart", &[("http", 80)]))
+        .unwrap();
+    sim.create_json(mk_export("shop", "cart", Some("platinum")))
+        .unwrap();
+
+    let export = cs
+        .wait_for_object(0, MCS, "serviceexports", Some("shop"), "cart", |e| {
+            condition_is(e, "Valid", "False")
+        })
+        .await;
+    let valid = condition(&export, "Valid").unwrap();
+    assert_eq!(valid["reason"], "UnknownWANPolicy");
+    let message = valid["message"].as_str().unwrap();
+    assert!(message.contains("platinum"), "{message}");
+    assert!(message.contains("mcw.l7mp.io/mc-wan-policy"), "{message}");
+    assert!(condition_is(&export, "Ready", "False"));
+
+    let event = cs
+        .wait_for("a Warning event about the export", || async {
+            cs.sim(0)
+                .list_json("events.k8s.io/v1", "events", Some("shop"))
+                .into_iter()
+                .find(|e| e["regarding"]["name"] == "cart" && e["reason"] == "InvalidExport")
+        })
+        .await;
+    assert_eq!(event["type"], "Warning");
+    assert_eq!(event["regarding"]["kind"], "ServiceExport");
+    assert!(event["note"].as_str().unwrap().contains("platinum"));
+    assert!(event["regarding"]["uid"].is_string());
+
+    // Nothing is imported from an invalid export.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(cs
+        .sim(1)
+        .get_json(MCS, "serviceimports", Some("shop"), "cart")
+        .is_none());
+}
+
+fn ports(import: &Value) -> Vec<u64> {
+    import["spec"]["ports"]
+        .as_array()
+        .expect("spec.ports is a list")
+        .iter()
+        .map(|p| p["port"].as_u64().expect("a numeric port"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflicting_exports_are_flagged_on_every_export_and_the_oldest_wins() {
+    let cs = Clusterset::start(3).await;
+    // cluster-2 exports first (port 80), cluster-1 later with another port under the same name.
+    let older = cs.sim(1);
+    older
+        .create_json(mk_service("shop", "api", &[("http", 80)]))
+        .unwrap();
+    older
+        .create_json(mk_export("shop", "api", Some("gold")))
+        .unwrap();
+    // creationTimestamp has second precision.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let newer = cs.sim(0);
+    newer
+        .create_json(mk_service("shop", "api", &[("http", 8080)]))
+        .unwrap();
+    newer
+        .create_json(mk_export("shop", "api", Some("gold")))
+        .unwrap();
+
+    for i in [0, 1] {
+        let export = cs
+            .wait_for_object(i, MCS, "serviceexports", Some("shop"), "api", |e| {
+                condition_is(e, "Conflict", "True")
+            })
+            .await;
+        let conflict = condition(&export, "Conflict").unwrap();
+        assert_eq!(conflict["reason"], "PortConflict");
+        let message = conflict["message"].as_str().unwrap();
+        assert!(message.contains("cluster cluster-2"), "{message}");
+    }
+    let import = cs
+        .wait_for_object(2, MCS, "serviceimports", Some("shop"), "api", |_| true)
+        .await;
+    assert_eq!(
+        ports(&import),
+        [80],
+        "the oldest export's port definition wins"
+    );
+}

@@ -1,0 +1,207 @@
+//! Exports in one cluster become imports (ServiceImport, EndpointSlices, DNS) in the others.
+
+use serde_json::Value;
+
+use crate::support::*;
+
+fn ips(import: &Value) -> Vec<String> {
+    import["spec"]["ips"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_in_cluster_1_is_imported_with_a_vip_and_a_dns_answer_in_cluster_2() {
+    let cs = Clusterset::start(2).await;
+    export_service(cs.sim(0), "shop", "cart");
+
+    let import = cs
+        .wait_for_object(1, MCS, "serviceimports", Some("shop"), "cart", |si| {
+            !ips(si).is_empty() && si["status"]["clusters"][0]["cluster"] == "cluster-1"
+        })
+        .await;
+    assert_eq!(import["spec"]["type"], "ClusterSetIP");
+    assert_eq!(import["spec"]["ports"][0]["port"], 80);
+    let vip = ips(&import)[0].clone();
+    let answer = cs.wait_for_a(1, "shop", "cart").await;
+    assert_eq!(
+        answer.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        [vip]
+    );
+
+    let export = cs
+        .wait_for_object(0, MCS, "serviceexports", Some("shop"), "cart", |e| {
+            condition_is(e, "Ready", "True")
+        })
+        .await;
+    assert!(condition_is(&export, "Valid", "True"));
+    assert!(condition_is(&export, "Conflict", "False"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_importer_sends_to_the_ingress_the_exporter_published() {
+    let cs = Clusterset::start(2).await;
+    export_service(cs.sim(0), "shop", "cart");
+
+    let published = cs
+        .wait_for_object(
+            0,
+            DISCOVERY,
+            "endpointslices",
+            Some("shop"),
+            "cart-mcwan-cluster-1",
+            |_| true,
+        )
+        .await;
+    let labels = &published["metadata"]["labels"];
+    assert_eq!(labels["multicluster.kubernetes.io/service-name"], "cart");
+    assert_eq!(
+        labels["multicluster.kubernetes.io/source-cluster"],
+        "cluster-1"
+    );
+    assert_eq!(
+        labels["endpointslice.kubernetes.io/managed-by"],
+        "mcwan.l7mp.io"
+    );
+    assert_eq!(labels["mcw.l7mp.io/slice"], "ingress");
+    assert!(labels.get("kubernetes.io/service-name").is_none());
+    assert_eq!(
+        published["metadata"]["annotations"]["mcw.l7mp.io/tunnel-class"],
+        "gold"
+    );
+    let port = published["ports"][0]["port"].as_u64().unwrap();
+    assert!(
+        (31000..32000).contains(&port),
+        "ingress port {port} outside gold's range"
+    );
+    assert_eq!(published["ports"][0]["name"], "http");
+
+    let imported = cs
+        .wait_for_object(
+            1,
+            DISCOVERY,
+            "endpointslices",
+            Some("shop"),
+            "cart-import-cluster-1",
+            |_| true,
+        )
+        .await;
+    assert_eq!(
+        imported["metadata"]["labels"]["mcw.l7mp.io/slice"],
+        "import"
+    );
+    assert_eq!(
+        imported["metadata"]["labels"]["multicluster.kubernetes.io/source-cluster"],
+        "cluster-1"
+    );
+    assert_eq!(
+        imported["endpoints"][0]["addresses"],
+        published["endpoints"][0]["addresses"]
+    );
+    assert_eq!(imported["ports"][0]["port"], published["ports"][0]["port"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unexport_removes_the_import_its_slices_and_the_dns_name() {
+    let cs = Clusterset::start(2).await;
+    export_service(cs.sim(0), "shop", "cart");
+    cs.wait_for_a(1, "shop", "cart").await;
+    cs.wait_for_object(
+        1,
+        DISCOVERY,
+        "endpointslices",
+        Some("shop"),
+        "cart-import-cluster-1",
+        |_| true,
+    )
+    .await;
+
+    cs.sim(0)
+        .delete_json(MCS, "serviceexports", Some("shop"), "cart")
+        .unwrap();
+    cs.wait_for_nxdomain(1, "shop", "cart").await;
+    cs.wait_for_absent(1, MCS, "serviceimports", Some("shop"), "cart")
+        .await;
+    cs.wait_for_absent(
+        1,
+        DISCOVERY,
+        "endpointslices",
+        Some("shop"),
+        "cart-import-cluster-1",
+    )
+    .await;
+    cs.wait_for_absent(
+        0,
+        DISCOVERY,
+        "endpointslices",
+        Some("shop"),
+        "cart-mcwan-cluster-1",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_import_where_the_namespace_is_absent_until_it_is_created() {
+    let cs = Clusterset::start(2).await;
+    cs.sim(0).create_namespace("billing").unwrap();
+    export_service(cs.sim(0), "billing", "ledger");
+    cs.wait_for_object(0, MCS, "serviceexports", Some("billing"), "ledger", |e| {
+        condition_is(e, "Ready", "True")
+    })
+    .await;
+    // Give the importer time to (wrongly) act, then check it did not.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(cs
+        .sim(1)
+        .get_json(MCS, "serviceimports", Some("billing"), "ledger")
+        .is_none());
+    cs.wait_for_nxdomain(1, "billing", "ledger").await;
+
+    cs.sim(1).create_namespace("billing").unwrap();
+    cs.wait_for_object(1, MCS, "serviceimports", Some("billing"), "ledger", |_| {
+        true
+    })
+    .await;
+    cs.wait_for_a(1, "billing", "ledger").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_headless_export_imports_its_ready_endpoints_with_hostnames() {
+    let cs = Clusterset::start(2).await;
+    let sim = cs.sim(0);
+    sim.create_json(mk_headless("shop", "db", &[("pg", 5432)]))
+        .unwrap();
+    sim.create_json(mk_slice(
+        "shop",
+        "db",
+        &[("db-0", "10.1.0.7")],
+        &[("pg", 5432)],
+    ))
+    .unwrap();
+    sim.create_json(mk_export("shop", "db", None)).unwrap();
+
+    let import = cs
+        .wait_for_object(1, MCS, "serviceimports", Some("shop"), "db", |_| true)
+        .await;
+    assert_eq!(import["spec"]["type"], "Headless");
+    assert!(import["spec"].get("ips").is_none());
+    let slice = cs
+        .wait_for_object(
+            1,
+            DISCOVERY,
+            "endpointslices",
+            Some("shop"),
+            "db-import-cluster-1",
+            |_| true,
+        )
+        .await;
+    assert_eq!(slice["endpoints"][0]["hostname"], "db-0");
+    assert_eq!(slice["endpoints"][0]["addresses"][0], "10.1.0.7");
+    let answer = cs.wait_for_a(1, "shop", "db").await;
+    assert_eq!(answer, [std::net::Ipv4Addr::new(10, 1, 0, 7)]);
+}

@@ -1,0 +1,239 @@
+//! Lost API servers, compacted histories and gateway restarts: the dataplane and DNS keep the
+//! last known good state and converge again without churn.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::support::*;
+
+fn rv(obj: &serde_json::Value) -> String {
+    obj["metadata"]["resourceVersion"]
+        .as_str()
+        .expect("a resourceVersion")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_servers_stopped_and_resumed_converge_again_and_dns_keeps_answering() {
+    let cs = Clusterset::start(2).await;
+    export_service(cs.sim(0), "shop", "cart");
+    let before = cs.wait_for_a(1, "shop", "cart").await;
+
+    cs.sim(0).stop().await;
+    cs.sim(1).stop().await;
+    // While both API servers are down the importer's DNS keeps its answer...
+    let dns = cs.clusters[1].dns;
+    let until = Instant::now() + Duration::from_millis(1500);
+    while Instant::now() < until {
+        assert_eq!(
+            a_records(dns, "cart.shop.svc.clusterset.local.").await,
+            Some(before.clone()),
+            "DNS changed while the API servers were down"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // ...and the clusters change where the gateways cannot see it.
+    export_service(cs.sim(0), "shop", "orders");
+
+    cs.sim(0).resume().await.unwrap();
+    cs.sim(1).resume().await.unwrap();
+    cs.wait_for_a(1, "shop", "orders").await;
+    cs.wait_for_object(1, MCS, "serviceimports", Some("shop"), "orders", |_| true)
+        .await;
+    assert_eq!(
+        a_records(dns, "cart.shop.svc.clusterset.local.").await,
+        Some(before)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compacted_history_relists_without_dns_or_write_churn() {
+    let cs = Clusterset::start(2).await;
+    export_service(cs.sim(0), "shop", "cart");
+    let answer = cs.wait_for_a(1, "shop", "cart").await;
+    let import = cs
+        .wait_for_object(1, MCS, "serviceimports", Some("shop"), "cart", |si| {
+            si["status"]["clusters"].is_array()
+        })
+        .await;
+    let published = cs
+        .wait_for_object(
+            0,
+            DISCOVERY,
+            "endpointslices",
+            Some("shop"),
+            "cart-mcwan-cluster-1",
+            |_| true,
+        )
+        .await;
+    let export = cs
+        .wait_for_object(0, MCS, "serviceexports", Some("shop"), "cart", |e| {
+            condition_is(e, "Ready", "True")
+        })
+        .await;
+    // Let the writers settle before taking the versions.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let import = cs
+        .sim(1)
+        .get_json(MCS, "serviceimports", Some("shop"), "cart")
+        .unwrap_or(import);
+    let export = cs
+        .sim(0)
+        .get_json(MCS, "serviceexports", Some("shop"), "cart")
+        .unwrap_or(export);
+
+    for (i, c) in cs.clusters.iter().enumerate() {
+        // End the watches, move the version on, and drop the history: every re-watch is 410.
+        c.sim.close_watches();
+        c.sim
+            .create_json(json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": format!("bump-{i}"), "namespace": "default"}}))
+            .unwrap();
+        c.sim.compact();
+    }
+    let dns = cs.clusters[1].dns;
+    let until = Instant::now() + Duration::from_millis(1500);
+    while Instant::now() < until {
+        assert_eq!(
+            a_records(dns, "cart.shop.svc.clusterset.local.").await,
+            Some(answer.clone())
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for i in [0, 1] {
+        assert!(
+            cs.log(i).contains("410 Gone"),
+            "cluster {} did not relist:\n{}",
+            i + 1,
+            cs.logs()
+        );
+    }
+    let unchanged = |i: usize, plural: &str, name: &str, old: &serde_json::Value| {
+        let api = if plural == "endpointslices" {
+            DISCOVERY
+        } else {
+            MCS
+        };
+        let now = cs.sim(i).get_json(api, plural, Some("shop"), name).unwrap();
+        assert_eq!(
+            rv(&now),
+            rv(old),
+            "{plural} shop/{name} was rewritten after the relist"
+        );
+    };
+    unchanged(1, "serviceimports", "cart", &import);
+    unchanged(0, "endpointslices", "cart-mcwan-cluster-1", &published);
+    unchanged(0, "serviceexports", "cart", &export);
+
+    // The watches live on after the relist.
+    export_service(cs.sim(0), "shop", "orders");
+    cs.wait_for_a(1, "shop", "orders").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_gateways_keep_the_vips_and_ingress_ports_they_wrote() {
+    let mut cs = Clusterset::start(2).await;
+    export_service(cs.sim(0), "shop", "cart");
+    cs.wait_for_a(1, "shop", "cart").await;
+    let import = cs
+        .wait_for_object(1, MCS, "serviceimports", Some("shop"), "cart", |_| true)
+        .await;
+    let slice = cs
+        .wait_for_object(
+            0,
+            DISCOVERY,
+            "endpointslices",
+            Some("shop"),
+            "cart-mcwan-cluster-1",
+            |_| true,
+        )
+        .await;
+
+    cs.stop_gateway(0);
+    cs.stop_gateway(1);
+    // What a previous run allocated differently from today's first choice: kept.
+    let mut import = import;
+    import["spec"]["ips"] = json!(["241.64.200.200"]);
+    import["metadata"] = json!({"name": "cart", "namespace": "shop",
+        "labels": import["metadata"]["labels"].clone()});
+    import.as_object_mut().unwrap().remove("status");
+    cs.sim(1).apply_json(import, "mcwan").unwrap();
+    let mut slice = slice;
+    slice["ports"][0]["port"] = json!(31500);
+    slice["metadata"] = json!({"name": "cart-mcwan-cluster-1", "namespace": "shop",
+        "labels": slice["metadata"]["labels"].clone(),
+        "annotations": slice["metadata"]["annotations"].clone()});
+    cs.sim(0).apply_json(slice, "mcwan").unwrap();
+
+    cs.start_gateway(0).await;
+    cs.start_gateway(1).await;
+    let answer = cs.wait_for_a(1, "shop", "cart").await;
+    assert_eq!(answer, [std::net::Ipv4Addr::new(241, 64, 200, 200)]);
+    cs.wait_for_object(
+        1,
+        DISCOVERY,
+        "endpointslices",
+        Some("shop"),
+        "cart-import-cluster-1",
+        |s| s["ports"][0]["port"] == 31500,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let published = cs
+        .sim(0)
+        .get_json(
+            DISCOVERY,
+            "endpointslices",
+            Some("shop"),
+            "cart-mcwan-cluster-1",
+        )
+        .unwrap();
+    assert_eq!(published["ports"][0]["port"], 31500);
+    let import = cs
+        .sim(1)
+        .get_json(MCS, "serviceimports", Some("shop"), "cart")
+        .unwrap();
+    assert_eq!(import["spec"]["ips"], json!(["241.64.200.200"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_changed_behind_the_gateways_back_is_repaired_when_the_api_server_returns() {
+    let cs = Clusterset::start(2).await;
+    export_service(cs.sim(0), "shop", "cart");
+    cs.wait_for_object(1, MCS, "serviceimports", Some("shop"), "cart", |si| {
+        si["status"]["clusters"].is_array()
+    })
+    .await;
+
+    cs.sim(1).stop().await;
+    // While the gateway cannot see it: its ServiceImport is deleted, and a slice claiming to be
+    // mcwan's appears.
+    cs.sim(1)
+        .delete_json(MCS, "serviceimports", Some("shop"), "cart")
+        .unwrap();
+    cs.sim(1)
+        .create_json(json!({
+            "apiVersion": DISCOVERY, "kind": "EndpointSlice",
+            "metadata": {"name": "stale-import-cluster-1", "namespace": "shop", "labels": {
+                "endpointslice.kubernetes.io/managed-by": "mcwan.l7mp.io",
+                "multicluster.kubernetes.io/service-name": "stale"}},
+            "addressType": "IPv4", "endpoints": [],
+        }))
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cs.sim(1).resume().await.unwrap();
+
+    cs.wait_for_object(1, MCS, "serviceimports", Some("shop"), "cart", |si| {
+        si["spec"]["ips"].is_array()
+    })
+    .await;
+    cs.wait_for_absent(
+        1,
+        DISCOVERY,
+        "endpointslices",
+        Some("shop"),
+        "stale-import-cluster-1",
+    )
+    .await;
+}
