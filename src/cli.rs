@@ -122,6 +122,9 @@ pub struct GatewayCmd {
     /// Admin endpoint (metrics, health, status) listen address.
     #[arg(long, default_value = "127.0.0.1:9641", env = "MCWAN_ADMIN_LISTEN")]
     pub admin_listen: SocketAddr,
+    /// UDP receive loops on the DNS socket (default: one per available core).
+    #[arg(long)]
+    pub dns_udp_workers: Option<usize>,
     /// The clusterset zone.
     #[arg(long, default_value = "clusterset.local")]
     pub zone: String,
@@ -138,6 +141,16 @@ pub struct GatewayCmd {
     /// How often the dataplane is read back from the kernel to repair drift, in seconds.
     #[arg(long, default_value_t = 30)]
     pub resync_seconds: u64,
+    /// This gateway's WireGuard private key (a file, e.g. a mounted Secret; read again on every
+    /// sync, so replacing the file rotates the key). Needed in WireGuard mode.
+    #[arg(long, env = "MCWAN_WIREGUARD_PRIVATE_KEY")]
+    pub wireguard_private_key: Option<std::path::PathBuf>,
+    /// WireGuard implementation: the kernel module when present (auto), or boringtun.
+    #[arg(long, value_enum, default_value_t = WireguardBackend::Auto)]
+    pub wireguard_backend: WireguardBackend,
+    /// Priority of the `ip rule`s of SD-WAN hand-off.
+    #[arg(long, default_value_t = 1000)]
+    pub rule_priority: u32,
     /// UDP port on which this gateway answers peers' health probes and probes theirs
     /// (0 disables health checking).
     #[arg(long, default_value_t = 9642, env = "MCWAN_HEALTH_PORT")]
@@ -157,6 +170,23 @@ pub struct GatewayCmd {
     /// How long to wait for work in flight on shutdown, in seconds.
     #[arg(long, default_value_t = 5)]
     pub shutdown_grace: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum WireguardBackend {
+    Auto,
+    Kernel,
+    Userspace,
+}
+
+impl From<WireguardBackend> for mcwan_tunnel::Backend {
+    fn from(b: WireguardBackend) -> Self {
+        match b {
+            WireguardBackend::Auto => Self::Auto,
+            WireguardBackend::Kernel => Self::Kernel,
+            WireguardBackend::Userspace => Self::Userspace,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -15,6 +15,8 @@
 //! | `mcwan_import_healthy_clusters` | `service`, `vip` | healthy clusters backing an import |
 //! | `mcwan_peer_up` | `cluster`, `class` | 1 when the peer gateway passes its health checks |
 //! | `mcwan_peer_rtt_seconds` | `cluster`, `class` | health probe round-trip time, histogram |
+//! | `mcwan_tunnel_handshake_age_seconds` | `cluster`, `class` | since the last WireGuard handshake |
+//! | `mcwan_tunnel_rx_bytes`, `mcwan_tunnel_tx_bytes` | `cluster`, `class` | traffic over a tunnel |
 
 use std::time::Duration;
 
@@ -102,6 +104,9 @@ pub struct Metrics {
     pub import_healthy_clusters: Family<ImportLabels, Gauge>,
     pub peer_up: Family<PeerLabels, Gauge>,
     pub peer_rtt: Family<PeerLabels, Histogram>,
+    pub tunnel_handshake_age: Family<PeerLabels, Gauge>,
+    pub tunnel_rx_bytes: Family<PeerLabels, Gauge>,
+    pub tunnel_tx_bytes: Family<PeerLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -199,6 +204,24 @@ impl Metrics {
             "Round-trip time of health probes to a peer gateway",
             peer_rtt.clone(),
         );
+        let tunnel_handshake_age = Family::default();
+        registry.register(
+            "tunnel_handshake_age_seconds",
+            "Seconds since the last WireGuard handshake with a peer (-1: none yet)",
+            tunnel_handshake_age.clone(),
+        );
+        let tunnel_rx_bytes = Family::default();
+        registry.register(
+            "tunnel_rx_bytes",
+            "Bytes received from a peer over its WireGuard tunnel",
+            tunnel_rx_bytes.clone(),
+        );
+        let tunnel_tx_bytes = Family::default();
+        registry.register(
+            "tunnel_tx_bytes",
+            "Bytes sent to a peer over its WireGuard tunnel",
+            tunnel_tx_bytes.clone(),
+        );
         Self {
             registry,
             dns_queries,
@@ -215,6 +238,9 @@ impl Metrics {
             import_healthy_clusters,
             peer_up,
             peer_rtt,
+            tunnel_handshake_age,
+            tunnel_rx_bytes,
+            tunnel_tx_bytes,
         }
     }
 

@@ -6,3 +6,4 @@ pub mod ipvs_diff;
 pub mod nat;
 pub mod sysctl;
 pub mod vip_link;
+pub mod wan;

@@ -9,14 +9,10 @@ use super::{Context, Import};
 use crate::model::Protocol;
 use crate::resolve::{ClusterSetService, ImportType};
 
-pub(super) fn records(
-    ctx: &Context<'_>,
-    imported: &[&ClusterSetService],
-    imports: &[Import],
-) -> Vec<ServiceRecord> {
-    let mut out = Vec::new();
+pub(super) fn records(ctx: &Context<'_>, imports: &[Import]) -> Vec<ServiceRecord> {
+    let mut out = Vec::with_capacity(imports.len());
     for import in imports {
-        let Some(service) = imported.iter().find(|s| s.key == import.key) else {
+        let Some(service) = ctx.resolution.services.get(&import.key) else {
             continue;
         };
         let ports = service

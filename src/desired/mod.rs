@@ -229,7 +229,7 @@ pub fn compute(inputs: Inputs<'_>) -> DesiredState {
     };
     DesiredState {
         cluster_id: cluster_id.to_owned(),
-        dns: dns::records(&ctx, &imported, &imports),
+        dns: dns::records(&ctx, &imports),
         ipvs: ipvs::tables(&ctx, &imports, &mut problems),
         tunnels: tunnel::plan(&ctx, &policies, &mut problems),
         exports: exports::statuses(&ctx),

@@ -15,6 +15,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 pub async fn serve(
     zone: mcwan_dns::ZoneHandle,
     listen: SocketAddr,
+    udp_workers: usize,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
     cancel: CancellationToken,
@@ -25,6 +26,7 @@ pub async fn serve(
     loop {
         let options = mcwan_dns::ServerOptions {
             observer: Some(observer.clone()),
+            udp_workers,
             ..mcwan_dns::ServerOptions::default()
         };
         match mcwan_dns::DnsServer::bind(zone.clone(), &[listen], &options).await {

@@ -9,6 +9,7 @@
 mod dataplane;
 mod dns;
 mod reconcile;
+mod wan;
 mod watch;
 
 use std::sync::Arc;
@@ -83,6 +84,8 @@ pub async fn run(cmd: GatewayCmd) -> anyhow::Result<()> {
         dns::serve(
             handle.clone(),
             cmd.dns_listen,
+            cmd.dns_udp_workers
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
             metrics.clone(),
             health.clone(),
             cancel.child_token(),
@@ -163,6 +166,18 @@ pub async fn run(cmd: GatewayCmd) -> anyhow::Result<()> {
                 .run(states, cancel.child_token())
                 .instrument(info_span!("ipvs")),
         );
+        health.register("wan", "tunnels or SD-WAN hand-off not applied yet");
+        let wan = wan::WanDataplane {
+            private_key: cmd.wireguard_private_key.clone(),
+            backend: cmd.wireguard_backend.into(),
+            rule_priority: cmd.rule_priority,
+            metrics: metrics.clone(),
+            health: health.clone(),
+        };
+        tasks.spawn(
+            wan.run(reconciler.subscribe(), cancel.child_token())
+                .instrument(info_span!("wan")),
+        );
     }
     match (watched, kube) {
         (_, Some(kube)) => {
@@ -229,11 +244,13 @@ async fn follow_catalog(
 ) -> anyhow::Result<()> {
     let mut applied: Option<catalog::Catalog> = None;
     loop {
-        match catalog::load_dir(&dir) {
-            Ok(catalog) => {
-                reconciler.apply(&catalog);
-                applied = Some(catalog);
-            }
+        // Loading and planning a large catalog takes a while: keep it off the async workers,
+        // so DNS goes on answering from the current zone meanwhile.
+        let loaded = tokio::task::block_in_place(|| {
+            catalog::load_dir(&dir).inspect(|catalog| reconciler.apply(catalog))
+        });
+        match loaded {
+            Ok(catalog) => applied = Some(catalog),
             Err(e) if applied.is_some() => {
                 error!(error = %e, "catalog not reloaded; keeping the last good one")
             }
@@ -253,7 +270,7 @@ async fn follow_catalog(
                 }
                 _ = reconciler.health_changed() => {
                     if let Some(catalog) = &applied {
-                        reconciler.apply(catalog);
+                        tokio::task::block_in_place(|| reconciler.apply(catalog));
                     }
                 }
             }
