@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Asks two servers the same sample queries with dig and compares rcode and answer set.
+
+  compare.py SAMPLES PORT_A PORT_B
+
+SAMPLES: lines "name type". Records are compared as sets of normalized text (owner, TTL, class,
+type, data; lower-cased). The additional section is compared too (OPT left out); a difference
+there is printed as a note, not a failure. Exit 1 on any rcode or answer difference.
+"""
+import os
+import signal
+import subprocess
+import sys
+
+
+def ask(port, name, qtype):
+    out = subprocess.run(
+        ["dig", "@127.0.0.1", "-p", str(port), name, qtype, "+norec", "+tries=2", "+time=2",
+         "+noall", "+comments", "+answer", "+additional", "+nottlunits"],
+        capture_output=True, text=True, timeout=15,
+    ).stdout
+    rcode, section, answer, additional = None, None, set(), set()
+    for line in out.splitlines():
+        if "->>HEADER<<-" in line and "status:" in line:
+            rcode = line.split("status:")[1].split(",")[0].strip()
+        elif line.startswith(";; ANSWER SECTION"):
+            section = answer
+        elif line.startswith(";; ADDITIONAL SECTION"):
+            section = additional
+        elif line.startswith(";") or not line.strip():
+            if line.startswith(";;") and "SECTION" in line:
+                section = None
+            continue
+        elif section is not None:
+            section.add(" ".join(line.lower().split()))
+    return rcode, answer, additional
+
+
+def main():
+    samples, port_a, port_b = sys.argv[1], sys.argv[2], sys.argv[3]
+    failures, notes, n = 0, 0, 0
+    kinds = {}
+    for line in open(samples):
+        if not line.strip():
+            continue
+        name, qtype = line.split()
+        n += 1
+        a, b = ask(port_a, name, qtype), ask(port_b, name, qtype)
+        kinds[qtype] = kinds.get(qtype, 0) + 1
+        if a[0] is None or b[0] is None:
+            print(f"  FAIL {name} {qtype}: no answer (mcwan {a[0]}, knot {b[0]})")
+            failures += 1
+        elif a[0] != b[0] or a[1] != b[1]:
+            print(f"  FAIL {name} {qtype}: mcwan {a[0]} {sorted(a[1])} / knot {b[0]} {sorted(b[1])}")
+            failures += 1
+        elif a[2] != b[2]:
+            notes += 1
+            if notes <= 3:
+                print(f"  note {name} {qtype}: additional differs: mcwan {sorted(a[2])} / knot {sorted(b[2])}")
+        if a[0] == "NOERROR" and not a[1] and qtype in ("A", "SRV"):
+            print(f"  FAIL {name} {qtype}: empty answer from both")
+            failures += 1
+    print(f"compared {n} queries ({', '.join(f'{v} {k}' for k, v in sorted(kinds.items()))}): "
+          f"{failures} differ in rcode/answer, {notes} in the additional section only")
+    sys.exit(1 if failures or n == 0 else 0)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:  # die of SIGINT, so that the calling shell sees Ctrl-C
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
