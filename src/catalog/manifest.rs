@@ -122,7 +122,6 @@ fn load_object(
             }
         }
         (MCS_GROUP | MCS_DRAFT_GROUP, "v1alpha1", "ServiceExport") => {
-            let mut json = json;
             let export_group = if group == MCS_GROUP {
                 ExportGroup::Mcs
             } else {
@@ -135,11 +134,6 @@ fn load_object(
                     Some("apiVersion"),
                     format!("{api_version} is the draft MCS group; read as {MCS_GROUP}/v1alpha1, please update the manifest"),
                 ));
-            }
-            // MCS makes `spec` optional; the seeds' exports have none.
-            if let Some(obj) = json.as_object_mut() {
-                obj.entry("spec")
-                    .or_insert_with(|| Value::Object(Default::default()));
             }
             match parse::<crd::ServiceExport>(json)
                 .and_then(|e| convert::service_export(&e, export_group))

@@ -11,7 +11,9 @@ mod service_import;
 mod wan_policy;
 
 pub use cluster_property::{ClusterProperty, ClusterPropertySpec, CLUSTER_ID_PROPERTY};
-pub use service_export::{ServiceExport, ServiceExportSpec, ServiceExportStatus};
+pub use service_export::{
+    ServiceExport, ServiceExportSchema, ServiceExportSpec, ServiceExportStatus,
+};
 pub use service_import::{
     ClusterStatus, ServiceImport, ServiceImportPort, ServiceImportSpec, ServiceImportStatus,
     ServiceImportType,
