@@ -26,15 +26,32 @@ struct Clusterset {
     _be1: Netns,
     _be2: Netns,
     _backends: Vec<Proc>,
+    /// WireGuard private key files per cluster (WireGuard mode).
+    keys: Option<tempfile::TempDir>,
 }
 
 const CLUSTERSET: &str = "name: vm\nwan: sdwan\nclusters:\n\
   - {id: cluster-1, index: 1, gateway: {wanAddress: 192.168.77.1}}\n\
   - {id: cluster-2, index: 2, gateway: {wanAddress: 192.168.77.2}}\n";
 
-const POLICY: &str = "apiVersion: mcw.l7mp.io/v1alpha1\nkind: WANPolicy\nmetadata: {name: high}\nspec: {tunnel: business, port: 31111, portCount: 10}\n";
+const POLICY: &str = "apiVersion: mcw.l7mp.io/v1alpha1\nkind: WANPolicy\nmetadata: {name: high}\nspec: {tunnel: business, port: 31111, portCount: 10}\n---\n\
+  apiVersion: mcw.l7mp.io/v1alpha1\nkind: WANPolicy\nmetadata: {name: low}\nspec: {tunnel: default, port: 31211, portCount: 10}\n";
+
+/// The clusterset in WireGuard mode, with the gateways' public keys.
+fn wireguard_clusterset(keys: &[(String, String)]) -> String {
+    format!(
+        "name: vm\nwan: wireguard\nclusters:\n\
+         - {{id: cluster-1, index: 1, gateway: {{wanAddress: 192.168.77.1, wireguardPublicKey: \"{}\"}}}}\n\
+         - {{id: cluster-2, index: 2, gateway: {{wanAddress: 192.168.77.2, wireguardPublicKey: \"{}\"}}}}\n",
+        keys[0].1, keys[1].1
+    )
+}
 
 fn service(name: &str, ready: &[&str]) -> String {
+    service_with_policy(name, ready, "high")
+}
+
+fn service_with_policy(name: &str, ready: &[&str], policy: &str) -> String {
     let endpoints: String = ready
         .iter()
         .map(|a| format!("- addresses: [\"{a}\"]\n  conditions: {{ready: true}}\n"))
@@ -43,7 +60,7 @@ fn service(name: &str, ready: &[&str]) -> String {
         "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: secure}}\nspec: {{ports: [{{name: http, port: 8080}}]}}\n---\n\
          apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {{name: {name}-1, namespace: secure, labels: {{kubernetes.io/service-name: {name}}}}}\n\
          addressType: IPv4\nports: [{{name: http, port: 8080}}]\nendpoints:\n{endpoints}---\n\
-         apiVersion: multicluster.x-k8s.io/v1alpha1\nkind: ServiceExport\nmetadata: {{name: {name}, namespace: secure, annotations: {{mcw.l7mp.io/mc-wan-policy: high}}}}\n"
+         apiVersion: multicluster.x-k8s.io/v1alpha1\nkind: ServiceExport\nmetadata: {{name: {name}, namespace: secure, annotations: {{mcw.l7mp.io/mc-wan-policy: {policy}}}}}\n"
     )
 }
 
@@ -118,34 +135,64 @@ impl Clusterset {
             _be1: be1,
             _be2: be2,
             _backends: backends,
+            keys: None,
         }
+    }
+
+    /// The same topology in WireGuard mode: one tunnel per class between the gateways;
+    /// payment on the high class (business), logging on the low one (default).
+    fn wireguard(prefix: &str) -> Self {
+        let mut cs = Self::new(prefix);
+        let dir = tempfile::tempdir().unwrap();
+        let mut keys = Vec::new();
+        for cluster in ["cluster-1", "cluster-2"] {
+            let private = sh("wg genkey").trim().to_owned();
+            let public = sh(&format!("echo {private} | wg pubkey")).trim().to_owned();
+            std::fs::write(dir.path().join(cluster), format!("{private}\n")).unwrap();
+            keys.push((private, public));
+        }
+        let d = cs.catalog.path();
+        write(
+            d,
+            "cluster-1/logging.yaml",
+            &service_with_policy("logging", &["10.201.2.2"], "low"),
+        );
+        write(d, "clusterset.yaml", &wireguard_clusterset(&keys));
+        cs.keys = Some(dir);
+        cs
     }
 
     fn gateway(&self, ns: &Netns, cluster: &str) -> Proc {
         let catalog = self.catalog.path().to_str().unwrap().to_owned();
-        let p = ns.spawn(
-            MCWAN,
-            &[
-                "gateway",
-                "--cluster-id",
-                cluster,
-                "--catalog",
-                &catalog,
-                "--dataplane",
-                "ipvs",
-                "--resync-seconds",
-                "1",
-            ],
-        );
-        wait_for(
-            &format!("{cluster}'s gateway to be ready"),
-            Duration::from_secs(30),
-            || {
-                ns.run(|| http_get(9641, "/readyz"))
-                    .filter(|(code, _)| *code == 200)
-            },
-        );
-        p
+        let mut args = vec![
+            "gateway".to_owned(),
+            "--cluster-id".to_owned(),
+            cluster.to_owned(),
+            "--catalog".to_owned(),
+            catalog,
+            "--dataplane".to_owned(),
+            "ipvs".to_owned(),
+            "--resync-seconds".to_owned(),
+            "1".to_owned(),
+        ];
+        if let Some(keys) = &self.keys {
+            args.push("--wireguard-private-key".to_owned());
+            args.push(keys.path().join(cluster).to_str().unwrap().to_owned());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let p = ns.spawn(MCWAN, &args);
+        let deadline = std::time::Instant::now() + Duration::from_secs(300);
+        loop {
+            match ns.run(|| http_get(9641, "/readyz")) {
+                Some((200, _)) => return p,
+                last => assert!(
+                    std::time::Instant::now() < deadline,
+                    "{cluster}'s gateway not ready after 300 s: {last:?}\n{}",
+                    p.log()
+                ),
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     fn plan(&self, cluster: &str) -> serde_json::Value {
@@ -353,4 +400,59 @@ fn drift_is_repaired_and_services_of_others_are_left_alone() {
         t.contains("TCP  10.96.0.10:53 rr") && t.contains("-> 10.244.0.2:53"),
         "another component's service survives: {t}"
     );
+}
+
+/// Bytes sent on an interface of a namespace.
+fn tx_bytes(ns: &Netns, ifname: &str) -> u64 {
+    let stats = ns.sh(&format!("cat /sys/class/net/{ifname}/statistics/tx_bytes"));
+    stats.trim().parse().unwrap()
+}
+
+#[test]
+#[ignore = "real-kernel VM tier: run by tests/vm/run"]
+fn wireguard_mode_carries_each_class_through_its_own_tunnel() {
+    let cs = Clusterset::wireguard("w1");
+    let _gw1 = cs.gateway(&cs.gw1, "cluster-1");
+    let _gw2 = cs.gateway(&cs.gw2, "cluster-2");
+    let show = cs.gw2.sh("wg show mcw-business");
+    assert!(
+        show.contains("listening port: 31111") && show.contains("endpoint: 192.168.77.1:31111"),
+        "{show}"
+    );
+    assert!(cs
+        .gw2
+        .sh("wg show mcw-default")
+        .contains("listening port: 31211"));
+
+    let payment = cs.vip("payment");
+    let logging = cs.vip("logging");
+    let (mut high, greeting) = cs.connect(&payment);
+    assert_eq!(greeting, "be1");
+    let (mut low, greeting) = cs.connect(&logging);
+    assert_eq!(greeting, "be2");
+
+    // 64 KiB over each class: it leaves by that class's tunnel, not the other's.
+    let bulk = "x".repeat(1024);
+    for (conn, own, other) in [
+        (&mut high, "mcw-business", "mcw-default"),
+        (&mut low, "mcw-default", "mcw-business"),
+    ] {
+        let (own0, other0) = (tx_bytes(&cs.gw2, own), tx_bytes(&cs.gw2, other));
+        for _ in 0..64 {
+            assert_eq!(echo(conn, &bulk), bulk);
+        }
+        let (own1, other1) = (tx_bytes(&cs.gw2, own), tx_bytes(&cs.gw2, other));
+        assert!(
+            own1 - own0 >= 64 * 1024,
+            "{own} carried {} bytes",
+            own1 - own0
+        );
+        assert!(
+            other1 - other0 < 16 * 1024,
+            "{other} carried {} bytes of the other class",
+            other1 - other0
+        );
+    }
+    let show = cs.gw2.sh("wg show mcw-business");
+    assert!(show.contains("latest handshake"), "{show}");
 }

@@ -53,12 +53,26 @@ impl Netns {
     /// Starts a long-running process inside the namespace; killed on drop of the guard. Its
     /// output goes to a log file, shown by [`Proc::log`].
     pub fn spawn(&self, program: &str, args: &[&str]) -> Proc {
-        let log = tempfile::NamedTempFile::new().expect("log file");
+        // In the VM tier, logs go where the host can read them after the run.
+        let log = match std::env::var_os("MCWAN_TEST_LOGS") {
+            Some(dir) => tempfile::Builder::new()
+                .prefix(&format!("{}-", self.name))
+                .suffix(".log")
+                .disable_cleanup(true)
+                .tempfile_in(dir),
+            None => tempfile::NamedTempFile::new(),
+        }
+        .expect("log file");
+        let out = std::fs::OpenOptions::new()
+            .append(true)
+            .open(log.path())
+            .expect("log file");
+        let err = out.try_clone().expect("log file");
         let child = Command::new("ip")
             .args(["netns", "exec", &self.name, program])
             .args(args)
-            .stdout(log.reopen().expect("log file"))
-            .stderr(log.reopen().expect("log file"))
+            .stdout(out)
+            .stderr(err)
             .spawn()
             .expect("spawn in netns");
         Proc {

@@ -20,7 +20,7 @@ for spec in "$@"; do
     IFS='|' read -r name exe workdir <<< "$spec"
     (
         cd "$workdir" || exit 97
-        RUST_BACKTRACE=0 "$exe" --ignored --test-threads=1
+        MCWAN_TEST_LOGS="$results" RUST_BACKTRACE=0 "$exe" --ignored --test-threads=1
     ) > "$results/$name.log" 2>&1
     echo $? > "$results/$name.rc"
 done
