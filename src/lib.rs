@@ -8,8 +8,8 @@
 //! ```text
 //!  sources ──────────────▶ catalog ──────────▶ desired state ─────────▶ actuators
 //!  static dir (catalog)     every cluster's     pure function:           DNS zone swap
-//!  (Kubernetes: later)      exports, services,  DNS records, IPVS        (IPVS, tunnels,
-//!                           WAN policies         tables, tunnel intents,  kube writes: later)
+//!  Kubernetes (kube)        exports, services,  DNS records, IPVS        IPVS, tunnels,
+//!                           WAN policies         tables, tunnel intents,  kube writes
 //!                           (plain data)         imports, conditions
 //! ```
 //!

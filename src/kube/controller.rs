@@ -244,12 +244,19 @@ struct Loop {
     writes_tx: watch::Sender<Option<Arc<Writes>>>,
     events_tx: watch::Sender<Arc<Vec<Intent>>>,
     peer_sync_timeout: Duration,
-    /// The catalog and hints of the last plan: the same again needs no recompute.
-    last: Option<(Catalog, Hints)>,
+    /// The snapshots of the last plan.
+    last: Option<Snapshots>,
 }
 
-/// The peers' published ingress ports.
-type Hints = BTreeMap<ClusterId, crate::desired::IngressPorts>;
+type Snapshots = BTreeMap<ClusterId, Arc<super::ClusterSnapshot>>;
+
+/// Whether two sets of snapshots are the very same ones.
+fn same(a: &Snapshots, b: &Snapshots) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|((ka, va), (kb, vb))| ka == kb && Arc::ptr_eq(va, vb))
+}
 
 impl Loop {
     async fn run(mut self, cancel: CancellationToken) {
@@ -290,25 +297,24 @@ impl Loop {
                     }
                 }
             }
-            let started = Instant::now();
-            let catalog = self.catalog(&snapshots);
-            // A peer's published ingress ports are its word on its allocation.
-            let hints: Hints = snapshots
-                .iter()
-                .filter(|(id, _)| **id != self.cluster_id)
-                .map(|(id, s)| (id.clone(), s.ingress_ports.clone()))
-                .collect();
+            // Sources keep a snapshot's Arc when it did not change: the same Arcs as last time
+            // mean the same catalog and hints, so nothing to recompute.
             if self
                 .last
                 .as_ref()
-                .is_some_and(|(c, h)| *c == catalog && *h == hints)
+                .is_some_and(|last| same(last, &snapshots))
             {
                 continue;
             }
+            let started = Instant::now();
+            let catalog = self.catalog(&snapshots);
+            // A peer's published ingress ports are its word on its allocation.
+            let hints = snapshots
+                .iter()
+                .filter(|(id, _)| **id != self.cluster_id)
+                .map(|(id, s)| (id.clone(), s.ingress_ports.clone()));
             let previous = self.reconciler.previous_mut();
-            previous
-                .ingress_ports
-                .extend(hints.iter().map(|(id, p)| (id.clone(), p.clone())));
+            previous.ingress_ports.extend(hints);
             if first {
                 previous
                     .ingress_ports
@@ -344,13 +350,13 @@ impl Loop {
                 &state.problems,
                 &observed,
             )));
-            self.last = Some((catalog, hints));
+            self.last = Some(snapshots);
         }
     }
 
     /// The catalog of every cluster of the clusterset (and this one), from their snapshots; a
     /// cluster not read yet has no objects.
-    fn catalog(&self, snapshots: &BTreeMap<ClusterId, Arc<super::ClusterSnapshot>>) -> Catalog {
+    fn catalog(&self, snapshots: &Snapshots) -> Catalog {
         let mut problems = self.clusterset_problems.clone();
         let mut clusters = BTreeMap::new();
         for id in self

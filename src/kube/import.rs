@@ -14,7 +14,7 @@ use super::publish::address_type;
 use super::{LABEL_MANAGED_BY, LABEL_SLICE_MANAGED_BY, LABEL_SLICE_ROLE, MANAGED_BY, SLICE_IMPORT};
 use crate::catalog::Catalog;
 use crate::crd::{LABEL_SERVICE_NAME, LABEL_SOURCE_CLUSTER};
-use crate::desired::{DesiredState, Import};
+use crate::desired::{Import, VirtualServer};
 use crate::model::{Protocol, ServiceKey, SessionAffinity};
 use crate::resolve::ImportType;
 
@@ -83,19 +83,15 @@ struct SliceEndpoint {
 /// Endpoints of one source cluster grouped by (address family, ports): one slice each.
 type Groups = BTreeMap<(bool, SlicePorts), BTreeSet<SliceEndpoint>>;
 
-/// The MCS EndpointSlices of `import`, one or more per source cluster.
-pub fn import_slices(catalog: &Catalog, state: &DesiredState, import: &Import) -> Vec<Write> {
+/// The MCS EndpointSlices of `import`, one or more per source cluster; `egress` holds the
+/// import's egress virtual servers.
+pub fn import_slices(catalog: &Catalog, egress: &[&VirtualServer], import: &Import) -> Vec<Write> {
     let mut per_cluster: BTreeMap<String, Groups> = BTreeMap::new();
     match import.import_type {
         ImportType::ClusterSetIp => {
             // cluster -> address -> ports
             let mut reals: BTreeMap<&str, BTreeMap<IpAddr, BTreeSet<SlicePort>>> = BTreeMap::new();
-            for vs in state
-                .ipvs
-                .egress
-                .iter()
-                .filter(|vs| vs.service == import.key)
-            {
+            for vs in egress {
                 let name = import
                     .ports
                     .iter()

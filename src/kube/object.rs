@@ -115,8 +115,28 @@ impl Write {
     }
 }
 
+/// FNV-1a over the JSON text of a value, without building the text.
+struct Fnv(u64);
+
+impl std::io::Write for Fnv {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 fn hash(value: &Value) -> u64 {
-    fnv1a(value.to_string().as_bytes())
+    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+    // Writing into the hasher cannot fail.
+    let _ = serde_json::to_writer(&mut h, value);
+    h.0
 }
 
 /// Everything the gateway wants written in its cluster.
@@ -157,6 +177,12 @@ mod tests {
         assert!(a.len() <= MAX_NAME && b.len() <= MAX_NAME);
         assert_ne!(a, b);
         assert!(crate::validate::is_dns_label(&a), "{a}");
+    }
+
+    #[test]
+    fn the_streamed_hash_is_fnv1a_of_the_json_text() {
+        let v = serde_json::json!({"a": [1, "x"]});
+        assert_eq!(hash(&v), fnv1a(v.to_string().as_bytes()));
     }
 
     #[test]

@@ -39,21 +39,21 @@ pub fn ingress_slices(cluster_id: &str, catalog: &Catalog, state: &DesiredState)
     let Some(local) = catalog.clusters.get(cluster_id) else {
         return Vec::new();
     };
+    let ingress = super::writes::by_service(&state.ipvs.ingress);
     let mut out = Vec::new();
     for export in state.exports.iter().filter(|e| !e.ingress.is_empty()) {
         let Some(service) = local.services.get(&export.key) else {
             continue;
         };
-        let Some(address) = state
-            .ipvs
-            .ingress
-            .iter()
+        let Some(address) = ingress
+            .get(&export.key)
+            .into_iter()
+            .flatten()
             .find(|vs| {
-                vs.service == export.key
-                    && export
-                        .ingress
-                        .iter()
-                        .any(|i| i.protocol == vs.protocol && i.ingress_port == vs.port)
+                export
+                    .ingress
+                    .iter()
+                    .any(|i| i.protocol == vs.protocol && i.ingress_port == vs.port)
             })
             .map(|vs| vs.address)
         else {

@@ -54,22 +54,35 @@ impl Sources {
     }
 
     /// Stores `cluster`'s snapshot. Wakes the controller and returns true when the snapshot
-    /// differs from the last one (or is the first); a change of `observed` alone wakes no one.
-    pub fn update(&self, cluster: &str, snapshot: ClusterSnapshot, observed: Observed) -> bool {
+    /// differs from the last one (or is the first). A change of `observed` alone wakes no one,
+    /// nor does a change of the published ingress ports alone unless `wake_on_ingress` (they are
+    /// a peer's word on its allocation; this cluster's own are read only on start).
+    pub fn update(
+        &self,
+        cluster: &str,
+        snapshot: ClusterSnapshot,
+        observed: Observed,
+        wake_on_ingress: bool,
+    ) -> bool {
         let mut clusters = self.lock();
-        let changed = clusters
-            .get(cluster)
-            .is_none_or(|(old, _)| **old != snapshot);
+        let (changed, wake) = match clusters.get(cluster) {
+            None => (true, true),
+            Some((old, _)) => {
+                let planned = old.objects != snapshot.objects || old.problems != snapshot.problems;
+                let ingress = old.ingress_ports != snapshot.ingress_ports;
+                (planned || ingress, planned || (ingress && wake_on_ingress))
+            }
+        };
         let snapshot = match (changed, clusters.get(cluster)) {
             (false, Some((old, _))) => old.clone(),
             _ => Arc::new(snapshot),
         };
         clusters.insert(cluster.to_owned(), (snapshot, Arc::new(observed)));
         drop(clusters);
-        if changed {
+        if wake {
             self.wake.notify_one();
         }
-        changed
+        wake
     }
 
     /// The latest snapshot of every cluster read so far.
@@ -235,17 +248,18 @@ pub async fn watch_cluster(
                             synced.insert(resource);
                             due.get_or_insert_with(|| Instant::now() + DEBOUNCE);
                         }
-                        ErrorKind::Unreachable => match {
+                        ErrorKind::Unreachable => {
                             failing = true;
-                            health.failed(&cluster, e.to_string(), std::time::Instant::now())
-                        } {
-                            Failure::Warn { unreachable_for } => warn!(
-                                ?resource,
-                                ?unreachable_for,
-                                "API server unreachable; keeping its last known objects: {e}"
-                            ),
-                            Failure::Quiet => debug!(?resource, "API server unreachable: {e}"),
-                        },
+                            let now = std::time::Instant::now();
+                            match health.failed(&cluster, e.to_string(), now) {
+                                Failure::Warn { unreachable_for } => warn!(
+                                    ?resource,
+                                    ?unreachable_for,
+                                    "API server unreachable; keeping its last known objects: {e}"
+                                ),
+                                Failure::Quiet => debug!(?resource, "API server unreachable: {e}"),
+                            }
+                        }
                     },
                 }
             }
@@ -279,7 +293,8 @@ pub async fn watch_cluster(
                         published: &pu,
                     },
                 );
-                let changed = sources.update(&cluster, snapshot, observed);
+                // Only the local cluster is given `reconnected`.
+                let changed = sources.update(&cluster, snapshot, observed, reconnected.is_none());
                 if !announced {
                     announced = true;
                     health.synced(&cluster);
@@ -299,11 +314,28 @@ mod tests {
     #[test]
     fn only_a_changed_snapshot_wakes_the_controller() {
         let sources = Sources::default();
-        assert!(sources.update("c", ClusterSnapshot::default(), Observed::default()));
-        assert!(!sources.update("c", ClusterSnapshot::default(), Observed::default()));
+        assert!(sources.update("c", ClusterSnapshot::default(), Observed::default(), true));
+        assert!(!sources.update("c", ClusterSnapshot::default(), Observed::default(), true));
         let mut changed = ClusterSnapshot::default();
         changed.objects.namespaces.insert("ns".into());
-        assert!(sources.update("c", changed, Observed::default()));
+        assert!(sources.update("c", changed, Observed::default(), true));
+    }
+
+    #[test]
+    fn the_own_published_ports_alone_wake_no_one_but_are_kept() {
+        let sources = Sources::default();
+        assert!(sources.update("c", ClusterSnapshot::default(), Observed::default(), false));
+        let mut published = ClusterSnapshot::default();
+        published.ingress_ports.0.insert(
+            crate::desired::IngressKey {
+                service: crate::model::ServiceKey::new("ns", "svc"),
+                protocol: crate::model::Protocol::Tcp,
+                port: 80,
+            },
+            31000,
+        );
+        assert!(!sources.update("c", published.clone(), Observed::default(), false));
+        assert_eq!(*sources.snapshots()["c"], published);
     }
 
     #[test]

@@ -3,13 +3,25 @@
 //! ServiceExport conditions. A pure function of the catalog, the desired state and what the
 //! cluster's ServiceExports say now.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::jiff::Timestamp;
 
 use super::object::{Write, Writes};
 use super::snapshot::Observed;
 use super::{import, publish, status};
 use crate::catalog::Catalog;
-use crate::desired::DesiredState;
+use crate::desired::{DesiredState, VirtualServer};
+use crate::model::ServiceKey;
+
+/// Virtual servers by service, so that each service's are found without a scan.
+pub fn by_service(servers: &[VirtualServer]) -> BTreeMap<&ServiceKey, Vec<&VirtualServer>> {
+    let mut out: BTreeMap<&ServiceKey, Vec<&VirtualServer>> = BTreeMap::new();
+    for vs in servers {
+        out.entry(&vs.service).or_default().push(vs);
+    }
+    out
+}
 
 pub fn plan(
     cluster_id: &str,
@@ -25,9 +37,11 @@ pub fn plan(
     publish::ingress_slices(cluster_id, catalog, state)
         .into_iter()
         .for_each(&mut add);
+    let egress = by_service(&state.ipvs.egress);
     for i in &state.imports {
         import::service_import(i).into_iter().for_each(&mut add);
-        import::import_slices(catalog, state, i)
+        let vss = egress.get(&i.key).map(Vec::as_slice).unwrap_or_default();
+        import::import_slices(catalog, vss, i)
             .into_iter()
             .for_each(&mut add);
     }
