@@ -22,8 +22,9 @@ use crate::Error;
 /// the buffer is taken as truncated.
 const DATAGRAM_CAPACITY: usize = 64 * 1024;
 
-/// Receive buffer asked of the kernel (capped by `net.core.rmem_max`).
-const SOCKET_RECEIVE_BUFFER: usize = 32 * 1024 * 1024;
+/// Receive buffer asked of the kernel (capped by `net.core.rmem_max`); a
+/// C `int`, as `SO_RCVBUF` takes.
+const SOCKET_RECEIVE_BUFFER: i32 = 32 * 1024 * 1024;
 
 /// A generic netlink socket bound to the kernel.
 pub(crate) struct Connection {
