@@ -2,7 +2,6 @@
 //! and `mcwan plan` use when no `--catalog` is given, so a first run needs no files.
 
 use super::{Catalog, ClusterSet, ClusterSetFile};
-use crate::model::ClusterObjects;
 
 /// The cluster an embedded-example gateway plays: the importing side of the seed's stories.
 pub const EXAMPLE_CLUSTER: &str = "cluster-2";
@@ -43,15 +42,7 @@ pub fn example() -> Catalog {
         // The file is part of the build and covered by a test; keep the type total anyway.
         Err(_) => ClusterSet::default(),
     };
-    let mut catalog = Catalog {
-        clusters: clusterset
-            .clusters
-            .keys()
-            .map(|id| (id.clone(), ClusterObjects::default()))
-            .collect(),
-        clusterset,
-        problems,
-    };
+    let mut catalog = Catalog::new(clusterset, problems);
     for (path, text) in FILES {
         let Some((cluster, _)) = path.split_once('/') else {
             continue;

@@ -25,3 +25,18 @@ pub struct Catalog {
     /// What could not be read, or was read with a warning.
     pub problems: Vec<Problem>,
 }
+
+impl Catalog {
+    /// A catalog of `clusterset` whose clusters hold no objects yet.
+    pub fn new(clusterset: ClusterSet, problems: Vec<Problem>) -> Self {
+        Self {
+            clusters: clusterset
+                .clusters
+                .keys()
+                .map(|id| (id.clone(), ClusterObjects::default()))
+                .collect(),
+            clusterset,
+            problems,
+        }
+    }
+}

@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 
 use super::{Catalog, ClusterSet, ClusterSetFile};
-use crate::model::ClusterObjects;
 use crate::problem::{ObjectRef, Problem};
 
 pub const CLUSTERSET_FILE: &str = "clusterset.yaml";
@@ -41,15 +40,7 @@ pub fn load_dir(dir: &Path) -> Result<Catalog, CatalogError> {
     })?;
     let mut problems = Vec::new();
     let clusterset = ClusterSet::from_file(file, &mut problems);
-    let mut catalog = Catalog {
-        clusters: clusterset
-            .clusters
-            .keys()
-            .map(|id| (id.clone(), ClusterObjects::default()))
-            .collect(),
-        clusterset,
-        problems,
-    };
+    let mut catalog = Catalog::new(clusterset, problems);
     for (id, objects) in &mut catalog.clusters {
         let cluster_dir = dir.join(id);
         if !cluster_dir.is_dir() {
