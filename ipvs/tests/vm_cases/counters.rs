@@ -51,7 +51,22 @@ async fn traffic_counters_match_ipvsadm_exact_stats() {
         assert_eq!(reply.trim(), "hello-ipvs");
     }
     server.await.expect("server");
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // The kernel (6.1 and later) folds per-CPU counters into what it reports from its
+    // estimator thread, every two seconds and later under load: wait for the traffic to show,
+    // then one more period so the reads below see the final counters.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let seen = ipvs.services().get(key).execute().await.expect("get").stats;
+        if seen.is_some_and(|s| s.connections > 0) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no traffic counted after 60 s: {seen:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
 
     let svc = ipvs.services().get(key).execute().await.expect("get");
     let dest = ipvs
