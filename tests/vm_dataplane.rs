@@ -214,6 +214,18 @@ impl Clusterset {
         import["vip"].as_str().unwrap().to_owned()
     }
 
+    /// The ingress port cluster-1's gateway allocated to `service`'s first port.
+    fn ingress_port(&self, service: &str) -> u64 {
+        let plan = self.plan("cluster-1");
+        let export = plan["exports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["key"]["name"] == service)
+            .unwrap();
+        export["ingress"][0]["ingress_port"].as_u64().unwrap()
+    }
+
     /// A connection from the client to `vip:8080`: (stream, greeting backend).
     fn connect(&self, vip: &str) -> (BufReader<TcpStream>, String) {
         let addr = format!("{vip}:8080");
@@ -267,14 +279,7 @@ fn client_reaches_a_remote_backend_and_changes_apply_as_diffs() {
     let _gw1 = cs.gateway(&cs.gw1, "cluster-1");
     let _gw2 = cs.gateway(&cs.gw2, "cluster-2");
     let vip = cs.vip("payment");
-    let ingress = cs.plan("cluster-1")["exports"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["key"]["name"] == "payment")
-        .unwrap()["ingress"][0]["ingress_port"]
-        .as_u64()
-        .unwrap();
+    let ingress = cs.ingress_port("payment");
 
     // What ipvsadm shows is exactly the plan: egress in cluster-2, ingress in cluster-1.
     let t2 = ipvs_table(&cs.gw2);
@@ -375,14 +380,7 @@ fn drift_is_repaired_and_services_of_others_are_left_alone() {
     let _gw1 = cs.gateway(&cs.gw1, "cluster-1");
     let _gw2 = cs.gateway(&cs.gw2, "cluster-2");
     let vip = cs.vip("payment");
-    let ingress = cs.plan("cluster-1")["exports"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["key"]["name"] == "payment")
-        .unwrap()["ingress"][0]["ingress_port"]
-        .as_u64()
-        .unwrap();
+    let ingress = cs.ingress_port("payment");
     cs.gw2.sh(&format!(
         "ipvsadm -d -t {vip}:8080 -r 192.168.77.1:{ingress}"
     ));
