@@ -46,6 +46,10 @@ pub enum Command {
     Unexport(crate::kube::cli::UnexportCmd),
     /// Print the CustomResourceDefinitions mcwan uses, as YAML.
     Crds,
+    /// Show the clusterset at work: three clusters on this host (in network namespaces, or in
+    /// a VM where this kernel lacks IPVS), a service resolved and called across them through
+    /// its WAN class, and a failover; everything is cleaned up afterwards.
+    Demo(crate::demo::DemoCmd),
 }
 
 #[derive(Clone, Debug, Args)]
@@ -63,8 +67,9 @@ pub struct PlanArgs {
     /// WAN policy of ServiceExports without the mcw.l7mp.io/mc-wan-policy annotation.
     #[arg(long, env = "MCWAN_DEFAULT_WAN_POLICY")]
     pub default_wan_policy: Option<String>,
-    /// IPVS scheduler of the virtual servers.
-    #[arg(long, default_value = "rr")]
+    /// IPVS scheduler of the virtual servers. It must honour weights (wrr, wlc, mh, ...):
+    /// mcwan shares traffic among clusters, and fails over, by weight.
+    #[arg(long, default_value = "wrr")]
     pub scheduler: String,
 }
 
@@ -252,6 +257,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Crds => {
             print!("{}", crate::render::crds_yaml()?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo(cmd) => {
+            crate::demo::run(cmd)?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -1,6 +1,7 @@
 //! Conversion of Kubernetes objects (as every source reads them) into the domain model. Each
 //! failure names the field at fault; the caller adds the cluster and object.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1 as core;
@@ -9,8 +10,9 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::crd;
 use crate::model::{
-    Endpoint, EndpointPort, EndpointSlice, ExportGroup, Protocol, Service, ServiceExport,
-    ServiceKey, ServicePort, ServiceType, SessionAffinity, Sla, TargetPort, WanPolicy,
+    Affinity, ClusterId, Endpoint, EndpointPort, EndpointSlice, ExportGroup, Placement, Protocol,
+    Service, ServiceExport, ServiceKey, ServicePort, ServiceType, SessionAffinity, Sla, TargetPort,
+    WanPolicy,
 };
 use crate::validate::{is_dns_label, is_port_name};
 
@@ -195,17 +197,17 @@ pub fn endpoint_slice(slice: &discovery::EndpointSlice) -> Result<EndpointSlice,
     })
 }
 
+/// Converts a ServiceExport. Besides the export it returns the annotations it could not read:
+/// the export is still used, as if they were absent (a typo in a preference must not take a
+/// working service down), and the caller reports them as warnings.
 pub fn service_export(
     export: &crd::ServiceExport,
     group: ExportGroup,
-) -> Result<ServiceExport, FieldError> {
+) -> Result<(ServiceExport, Vec<FieldError>), FieldError> {
     let key = key_of(&export.metadata)?;
-    let wan_policy = export
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(crd::WAN_POLICY_ANNOTATION))
-        .cloned();
+    let annotations = export.metadata.annotations.as_ref();
+    let annotation = |name: &str| annotations.and_then(|a| a.get(name));
+    let wan_policy = annotation(crd::WAN_POLICY_ANNOTATION).cloned();
     if let Some(p) = &wan_policy {
         if p.is_empty() {
             return Err(FieldError::new(
@@ -214,12 +216,71 @@ pub fn service_export(
             ));
         }
     }
-    Ok(ServiceExport {
-        key,
-        wan_policy,
-        created: export.metadata.creation_timestamp.as_ref().map(|t| t.0),
-        group,
-    })
+    let mut warnings = Vec::new();
+    let mut placement = Placement::default();
+    if let Some(value) = annotation(crd::AFFINITY_ANNOTATION) {
+        match Affinity::parse(value.trim()) {
+            Some(a) => placement.affinity = Some(a),
+            None => warnings.push(FieldError::new(
+                format!("metadata.annotations[\"{}\"]", crd::AFFINITY_ANNOTATION),
+                format!("{value:?} is not one of local, remote, none; ignored"),
+            )),
+        }
+    }
+    if let Some(value) = annotation(crd::CLUSTER_PRIORITY_ANNOTATION) {
+        match cluster_priority(value) {
+            Ok(p) => placement.priority = Some(p),
+            Err(why) => warnings.push(FieldError::new(
+                format!(
+                    "metadata.annotations[\"{}\"]",
+                    crd::CLUSTER_PRIORITY_ANNOTATION
+                ),
+                format!("{why}; ignored"),
+            )),
+        }
+    }
+    Ok((
+        ServiceExport {
+            key,
+            wan_policy,
+            placement,
+            created: export.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            group,
+        },
+        warnings,
+    ))
+}
+
+/// Parses `cluster-1=1, cluster-3=2`: cluster IDs with their priorities, lower preferred.
+fn cluster_priority(value: &str) -> Result<BTreeMap<ClusterId, u32>, String> {
+    let mut out = BTreeMap::new();
+    for item in value.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let Some((cluster, priority)) = item.split_once('=') else {
+            return Err(format!("{item:?} is not <cluster-id>=<priority>"));
+        };
+        let cluster = cluster.trim();
+        if !is_dns_label(cluster) {
+            return Err(format!("{cluster:?} is not a cluster ID"));
+        }
+        let priority: u32 = priority.trim().parse().map_err(|_| {
+            format!(
+                "priority {:?} of {cluster} is not a number in 0..=4294967294",
+                priority.trim()
+            )
+        })?;
+        if priority == u32::MAX {
+            return Err(format!(
+                "priority {priority} of {cluster} is reserved for unlisted clusters"
+            ));
+        }
+        if out.insert(cluster.to_owned(), priority).is_some() {
+            return Err(format!("cluster {cluster} is listed twice"));
+        }
+    }
+    if out.is_empty() {
+        return Err("empty: list <cluster-id>=<priority> pairs or remove the annotation".into());
+    }
+    Ok(out)
 }
 
 pub fn wan_policy(policy: &crd::WanPolicy) -> Result<WanPolicy, FieldError> {

@@ -153,8 +153,65 @@ pub struct ServiceExport {
     pub key: ServiceKey,
     /// `mcw.l7mp.io/mc-wan-policy`; `None` selects the configured default policy.
     pub wan_policy: Option<String>,
+    /// `mcw.l7mp.io/affinity` and `mcw.l7mp.io/cluster-priority`, where set.
+    pub placement: Placement,
     pub created: Option<Timestamp>,
     pub group: ExportGroup,
+}
+
+/// Which clusters an importing gateway prefers for a ClusterSetIP service
+/// (`mcw.l7mp.io/affinity`).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Affinity {
+    /// Every cluster by its priority alone.
+    #[default]
+    None,
+    /// The importing cluster's own endpoints first; other clusters take what they cannot.
+    Local,
+    /// Other clusters first; the importing cluster's own endpoints take what they cannot.
+    Remote,
+}
+
+impl Affinity {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "none" => Some(Self::None),
+            "local" => Some(Self::Local),
+            "remote" => Some(Self::Remote),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Affinity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::None => "none",
+            Self::Local => "local",
+            Self::Remote => "remote",
+        })
+    }
+}
+
+/// Where an export asks its service's traffic to go first. Each part is `None` where the
+/// export does not set it; the clusterset service takes the values its exports set.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Placement {
+    pub affinity: Option<Affinity>,
+    /// Cluster -> priority (lower is preferred); clusters not listed come after every listed one.
+    pub priority: Option<BTreeMap<ClusterId, u32>>,
+}
+
+impl Placement {
+    /// The priority of a cluster: its listed number, or after every listed one.
+    pub fn priority_of(&self, cluster: &str) -> u32 {
+        self.priority
+            .as_ref()
+            .map_or(0, |p| p.get(cluster).copied().unwrap_or(u32::MAX))
+    }
 }
 
 /// Service level objectives of a WAN tunnel class (`WANPolicy.spec.sla`).
@@ -210,6 +267,21 @@ impl ClusterObjects {
     /// each one listens on: the EndpointSlice port of the same name and protocol, else the
     /// Service's numeric target port, else the service port itself.
     pub fn ready_backends(&self, key: &ServiceKey, port: &ServicePort) -> Vec<(IpAddr, u16)> {
+        self.backends(key, port, true)
+    }
+
+    /// How many backends (ready or not) a local Service has on a port: what its readiness is
+    /// measured against.
+    pub fn backend_total(&self, key: &ServiceKey, port: &ServicePort) -> usize {
+        self.backends(key, port, false).len()
+    }
+
+    fn backends(
+        &self,
+        key: &ServiceKey,
+        port: &ServicePort,
+        ready_only: bool,
+    ) -> Vec<(IpAddr, u16)> {
         let mut out = Vec::new();
         for slice in self.endpoint_slices.get(key).into_iter().flatten() {
             let target = slice
@@ -223,7 +295,7 @@ impl ClusterObjects {
                     _ => None,
                 });
             let Some(target) = target else { continue };
-            for ep in slice.endpoints.iter().filter(|e| e.ready) {
+            for ep in slice.endpoints.iter().filter(|e| e.ready || !ready_only) {
                 if let Some(addr) = ep.addresses.first() {
                     out.push((*addr, target));
                 }

@@ -77,9 +77,10 @@ fn vs_rows(table: &mut Table, servers: &[VirtualServer]) {
                 .iter()
                 .map(|r| {
                     format!(
-                        "{} ({})",
+                        "{} ({}, weight {})",
                         std::net::SocketAddr::new(r.address, r.port),
-                        r.cluster
+                        r.cluster,
+                        r.weight
                     )
                 })
                 .collect::<Vec<_>>()

@@ -15,10 +15,10 @@ use std::collections::BTreeMap;
 use k8s_openapi::jiff::Timestamp;
 use serde::Serialize;
 
-use crate::crd::WAN_POLICY_ANNOTATION;
+use crate::crd::{AFFINITY_ANNOTATION, CLUSTER_PRIORITY_ANNOTATION, WAN_POLICY_ANNOTATION};
 use crate::model::{
-    ClusterId, ClusterObjects, Service, ServiceKey, ServicePort, ServiceType, SessionAffinity,
-    WanPolicy,
+    ClusterId, ClusterObjects, Placement, Service, ServiceKey, ServicePort, ServiceType,
+    SessionAffinity, WanPolicy,
 };
 
 /// MCS condition reasons used by mcwan.
@@ -34,6 +34,7 @@ pub mod reason {
     pub const PORT_CONFLICT: &str = "PortConflict";
     pub const TYPE_CONFLICT: &str = "TypeConflict";
     pub const SESSION_AFFINITY_CONFLICT: &str = "SessionAffinityConflict";
+    pub const PLACEMENT_CONFLICT: &str = "PlacementConflict";
 }
 
 /// Why an export is not valid.
@@ -95,6 +96,8 @@ pub struct ClusterSetService {
     /// Merged ports (target ports are per cluster and left out).
     pub ports: Vec<ServicePort>,
     pub session_affinity: SessionAffinity,
+    /// Affinity and cluster priorities: each as the oldest export that sets it says.
+    pub placement: Placement,
     /// Oldest first.
     pub members: Vec<Member>,
 }
@@ -149,12 +152,13 @@ pub fn resolve(
             };
             if invalid.is_none() {
                 if let Some(s) = service {
-                    valid.entry(export.key.clone()).or_default().push((
-                        export.created,
-                        cluster.clone(),
-                        s.clone(),
-                        policy.clone(),
-                    ));
+                    valid.entry(export.key.clone()).or_default().push(Exporter {
+                        created: export.created,
+                        cluster: cluster.clone(),
+                        service: s.clone(),
+                        policy: policy.clone(),
+                        placement: export.placement.clone(),
+                    });
                 }
             }
             res.exports.insert(
@@ -174,7 +178,13 @@ pub fn resolve(
     }
     for (key, mut exporters) in valid {
         // Oldest first; exports without a timestamp count as newest; ties by cluster ID.
-        exporters.sort_by(|a, b| (a.0.is_none(), a.0, &a.1).cmp(&(b.0.is_none(), b.0, &b.1)));
+        exporters.sort_by(|a, b| {
+            (a.created.is_none(), a.created, &a.cluster).cmp(&(
+                b.created.is_none(),
+                b.created,
+                &b.cluster,
+            ))
+        });
         let (service, conflicts) = merge(&key, exporters);
         for (cluster, reasons, message) in conflicts {
             if let Some(view) = res.exports.get_mut(&(cluster, key.clone())) {
@@ -216,7 +226,15 @@ fn policy_problem(
     }
 }
 
-type Exporter = (Option<Timestamp>, ClusterId, Service, Option<WanPolicy>);
+/// A valid export of a service, as the merge reads it.
+struct Exporter {
+    created: Option<Timestamp>,
+    cluster: ClusterId,
+    service: Service,
+    policy: Option<WanPolicy>,
+    placement: Placement,
+}
+
 type Conflicts = Vec<(ClusterId, Vec<&'static str>, String)>;
 
 fn describe_port(p: &ServicePort) -> String {
@@ -230,12 +248,12 @@ fn describe_port(p: &ServicePort) -> String {
 
 fn merge(key: &ServiceKey, exporters: Vec<Exporter>) -> (ClusterSetService, Conflicts) {
     let oldest = &exporters[0];
-    let winner = oldest.1.clone();
-    let why = match oldest.0 {
+    let winner = oldest.cluster.clone();
+    let why = match oldest.created {
         Some(t) => format!("its export is the oldest ({t})"),
         None => "no export has a creationTimestamp, so the first cluster ID wins".to_owned(),
     };
-    let import_type = match oldest.2.service_type {
+    let import_type = match oldest.service.service_type {
         ServiceType::Headless => ImportType::Headless,
         _ => ImportType::ClusterSetIp,
     };
@@ -243,7 +261,14 @@ fn merge(key: &ServiceKey, exporters: Vec<Exporter>) -> (ClusterSetService, Conf
     let mut messages: Vec<String> = Vec::new();
     let mut ports: Vec<ServicePort> = Vec::new();
     let mut members = Vec::new();
-    for (_, cluster, service, policy) in exporters.iter() {
+    let placement = merge_placement(&exporters, &mut reasons, &mut messages);
+    for Exporter {
+        cluster,
+        service,
+        policy,
+        ..
+    } in exporters.iter()
+    {
         let member_type = match service.service_type {
             ServiceType::Headless => ImportType::Headless,
             _ => ImportType::ClusterSetIp,
@@ -253,11 +278,11 @@ fn merge(key: &ServiceKey, exporters: Vec<Exporter>) -> (ClusterSetService, Conf
             messages.push(format!("type: cluster {cluster} exports {member_type}, cluster {winner} exports {import_type} and wins because {why}"));
             continue;
         }
-        if service.session_affinity != oldest.2.session_affinity {
+        if service.session_affinity != oldest.service.session_affinity {
             push_unique(&mut reasons, reason::SESSION_AFFINITY_CONFLICT);
             messages.push(format!(
                 "sessionAffinity: cluster {cluster} has {:?}, cluster {winner} has {:?} and wins",
-                service.session_affinity, oldest.2.session_affinity
+                service.session_affinity, oldest.service.session_affinity
             ));
         }
         let mut served = Vec::new();
@@ -298,7 +323,7 @@ fn merge(key: &ServiceKey, exporters: Vec<Exporter>) -> (ClusterSetService, Conf
         let message = messages.join("; ");
         exporters
             .iter()
-            .map(|e| (e.1.clone(), reasons.clone(), message.clone()))
+            .map(|e| (e.cluster.clone(), reasons.clone(), message.clone()))
             .collect()
     };
     (
@@ -306,11 +331,59 @@ fn merge(key: &ServiceKey, exporters: Vec<Exporter>) -> (ClusterSetService, Conf
             key: key.clone(),
             import_type,
             ports,
-            session_affinity: oldest.2.session_affinity,
+            session_affinity: oldest.service.session_affinity,
+            placement,
             members,
         },
         conflicts,
     )
+}
+
+/// Each part of the placement comes from the oldest export that sets it; an export that sets it
+/// differently is in conflict (exports that leave it unset defer to the others).
+fn merge_placement(
+    exporters: &[Exporter],
+    reasons: &mut Vec<&'static str>,
+    messages: &mut Vec<String>,
+) -> Placement {
+    let mut merged = Placement::default();
+    let mut affinity_from: Option<&str> = None;
+    let mut priority_from: Option<&str> = None;
+    for e in exporters {
+        if let Some(a) = e.placement.affinity {
+            match (merged.affinity, affinity_from) {
+                (Some(won), Some(winner)) if won != a => {
+                    push_unique(reasons, reason::PLACEMENT_CONFLICT);
+                    messages.push(format!(
+                        "metadata.annotations[\"{AFFINITY_ANNOTATION}\"]: cluster {} says {a}, cluster {winner} says {won} and wins as the older export",
+                        e.cluster
+                    ));
+                }
+                (Some(_), _) => {}
+                _ => {
+                    merged.affinity = Some(a);
+                    affinity_from = Some(&e.cluster);
+                }
+            }
+        }
+        if let Some(p) = &e.placement.priority {
+            match (&merged.priority, priority_from) {
+                (Some(won), Some(winner)) if won != p => {
+                    push_unique(reasons, reason::PLACEMENT_CONFLICT);
+                    messages.push(format!(
+                        "metadata.annotations[\"{CLUSTER_PRIORITY_ANNOTATION}\"]: cluster {} and cluster {winner} rank the clusters differently; cluster {winner}'s ranking wins as the older export",
+                        e.cluster
+                    ));
+                }
+                (Some(_), _) => {}
+                _ => {
+                    merged.priority = Some(p.clone());
+                    priority_from = Some(&e.cluster);
+                }
+            }
+        }
+    }
+    merged
 }
 
 fn push_unique(v: &mut Vec<&'static str>, r: &'static str) {

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use mcwan::catalog::{load_dir, CatalogError};
-use mcwan::model::{ExportGroup, ServiceKey};
+use mcwan::model::{Affinity, ExportGroup, Placement, ServiceKey};
 use mcwan::problem::Severity;
 
 fn example() -> &'static Path {
@@ -188,4 +188,60 @@ fn a_duplicate_cluster_index_leaves_out_that_cluster_only() {
         catalog.problems[0].field.as_deref(),
         Some("clusters[1].index")
     );
+}
+
+fn export_annotated(annotations: &str) -> String {
+    format!(
+        "{GOOD_SERVICE}---\napiVersion: multicluster.x-k8s.io/v1alpha1\nkind: ServiceExport\nmetadata: {{name: good, namespace: secure, annotations: {{{annotations}}}}}\n"
+    )
+}
+
+#[test]
+fn placement_annotations_are_read() {
+    let dir = catalog_with(&export_annotated(
+        "mcw.l7mp.io/affinity: local, mcw.l7mp.io/cluster-priority: 'cluster-2=1, cluster-1=5'",
+    ));
+    let catalog = load_dir(dir.path()).unwrap();
+    let export = &catalog.clusters["cluster-1"].exports[&ServiceKey::new("secure", "good")];
+    assert_eq!(export.placement.affinity, Some(Affinity::Local));
+    assert_eq!(export.placement.priority_of("cluster-2"), 1);
+    assert_eq!(export.placement.priority_of("cluster-1"), 5);
+    assert_eq!(export.placement.priority_of("cluster-9"), u32::MAX);
+    assert!(catalog.problems.is_empty(), "{:#?}", catalog.problems);
+}
+
+#[test]
+fn a_bad_placement_annotation_is_a_warning_naming_it_and_the_export_stays() {
+    for (annotations, field, why) in [
+        (
+            "mcw.l7mp.io/affinity: nearby",
+            "metadata.annotations[\"mcw.l7mp.io/affinity\"]",
+            "\"nearby\" is not one of local, remote, none",
+        ),
+        (
+            "mcw.l7mp.io/cluster-priority: 'cluster-1=first'",
+            "metadata.annotations[\"mcw.l7mp.io/cluster-priority\"]",
+            "priority \"first\" of cluster-1 is not a number",
+        ),
+        (
+            "mcw.l7mp.io/cluster-priority: 'cluster-1'",
+            "metadata.annotations[\"mcw.l7mp.io/cluster-priority\"]",
+            "\"cluster-1\" is not <cluster-id>=<priority>",
+        ),
+        (
+            "mcw.l7mp.io/cluster-priority: 'cluster-1=1,cluster-1=2'",
+            "metadata.annotations[\"mcw.l7mp.io/cluster-priority\"]",
+            "cluster cluster-1 is listed twice",
+        ),
+    ] {
+        let dir = catalog_with(&export_annotated(annotations));
+        let catalog = load_dir(dir.path()).unwrap();
+        let export = &catalog.clusters["cluster-1"].exports[&ServiceKey::new("secure", "good")];
+        assert_eq!(export.placement, Placement::default(), "{annotations}");
+        let p = &catalog.problems[0];
+        assert_eq!(p.severity, Severity::Warning);
+        assert_eq!(p.object.to_string(), "ServiceExport secure/good");
+        assert_eq!(p.field.as_deref(), Some(field));
+        assert!(p.message.contains(why), "{annotations}: {}", p.message);
+    }
 }

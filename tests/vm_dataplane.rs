@@ -283,11 +283,11 @@ fn client_reaches_a_remote_backend_and_changes_apply_as_diffs() {
 
     // What ipvsadm shows is exactly the plan: egress in cluster-2, ingress in cluster-1.
     let t2 = ipvs_table(&cs.gw2);
-    assert!(t2.contains(&format!("TCP  {vip}:8080 rr")), "{t2}");
+    assert!(t2.contains(&format!("TCP  {vip}:8080 wrr")), "{t2}");
     assert!(t2.contains(&format!("-> 192.168.77.1:{ingress}")), "{t2}");
     let t1 = ipvs_table(&cs.gw1);
     assert!(
-        t1.contains(&format!("TCP  192.168.77.1:{ingress} rr"))
+        t1.contains(&format!("TCP  192.168.77.1:{ingress} wrr"))
             && t1.contains("-> 10.201.1.2:8080"),
         "{t1}"
     );
@@ -340,7 +340,7 @@ fn client_reaches_a_remote_backend_and_changes_apply_as_diffs() {
         .sh("ip -4 addr show dev mcwan0")
         .contains(&logging_vip));
     assert_eq!(echo(&mut live, "after-remove"), "after-remove");
-    assert!(ipvs_table(&cs.gw2).contains(&format!("TCP  {vip}:8080 rr")));
+    assert!(ipvs_table(&cs.gw2).contains(&format!("TCP  {vip}:8080 wrr")));
 }
 
 #[test]

@@ -138,14 +138,24 @@ fn load_object(
             match parse::<crd::ServiceExport>(json)
                 .and_then(|e| convert::service_export(&e, export_group))
             {
-                Ok(export) => insert_unique(
-                    cluster,
-                    &kind,
-                    &mut objects.exports,
-                    export.key.clone(),
-                    export,
-                    problems,
-                ),
+                Ok((export, warnings)) => {
+                    for w in warnings {
+                        problems.push(Problem::warning(
+                            Some(cluster),
+                            object(true),
+                            Some(&w.field),
+                            w.message,
+                        ));
+                    }
+                    insert_unique(
+                        cluster,
+                        &kind,
+                        &mut objects.exports,
+                        export.key.clone(),
+                        export,
+                        problems,
+                    )
+                }
                 Err(e) => problems.push(err(true, e)),
             }
         }

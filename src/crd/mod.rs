@@ -22,6 +22,12 @@ pub use wan_policy::{SlaSpec, WanPolicy, WanPolicySpec};
 
 /// The ServiceExport annotation that names the export's WANPolicy.
 pub const WAN_POLICY_ANNOTATION: &str = "mcw.l7mp.io/mc-wan-policy";
+/// The ServiceExport annotation that says which clusters importers prefer: `local`, `remote`
+/// or `none`.
+pub const AFFINITY_ANNOTATION: &str = "mcw.l7mp.io/affinity";
+/// The ServiceExport annotation that ranks the exporting clusters: `cluster-1=1,cluster-3=2`
+/// (lower is preferred; unlisted clusters come last).
+pub const CLUSTER_PRIORITY_ANNOTATION: &str = "mcw.l7mp.io/cluster-priority";
 /// The MCS API group.
 pub const MCS_GROUP: &str = "multicluster.x-k8s.io";
 /// The draft MCS group name found in early manifests; read with a warning.

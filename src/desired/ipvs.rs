@@ -5,11 +5,12 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use super::weights::{self, Candidate};
 use super::{Context, Import, IngressKey};
 use crate::catalog::WanMode;
-use crate::model::{Protocol, ServiceKey, SessionAffinity};
+use crate::model::{Protocol, ServiceKey, ServicePort, SessionAffinity};
 use crate::problem::{ObjectRef, Problem};
-use crate::resolve::ImportType;
+use crate::resolve::{ImportType, Member};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IpvsTables {
@@ -55,57 +56,66 @@ pub(super) fn tables(
             continue;
         };
         for (i, port) in service.ports.iter().enumerate() {
-            let mut reals = Vec::new();
-            for member in service
-                .members
-                .iter()
-                .filter(|m| m.ports.contains(&i) && !ctx.down.contains(&m.cluster))
-            {
-                if member.cluster == ctx.cluster_id {
-                    let Some(objects) = local else { continue };
-                    let Some(own_port) = member
-                        .service
-                        .ports
-                        .iter()
-                        .find(|p| p.port == port.port && p.protocol == port.protocol)
-                    else {
-                        continue;
-                    };
-                    for (address, target) in objects.ready_backends(&import.key, own_port) {
-                        reals.push(RealServer {
-                            address,
-                            port: target,
-                            weight: 1,
-                            cluster: member.cluster.clone(),
-                        });
-                    }
-                    continue;
-                }
-                let Some(policy) = &member.policy else {
+            // Each exporting cluster's real servers, and its standing for the weights.
+            let mut shares: Vec<(Candidate, Vec<RealServer>)> = Vec::new();
+            for member in service.members.iter().filter(|m| m.ports.contains(&i)) {
+                let Some(objects) = ctx.catalog.clusters.get(&member.cluster) else {
                     continue;
                 };
-                let key = IngressKey {
-                    service: import.key.clone(),
-                    protocol: port.protocol,
-                    port: port.port,
-                };
-                let Some(ingress_port) = ctx
-                    .allocations
-                    .ingress_ports
-                    .get(&member.cluster)
-                    .and_then(|m| m.get(&key))
+                let Some(own_port) = member
+                    .service
+                    .ports
+                    .iter()
+                    .find(|p| p.port == port.port && p.protocol == port.protocol)
                 else {
                     continue;
                 };
-                match gateway_address(ctx, &member.cluster, &policy.tunnel) {
-                    Some(address) => reals.push(RealServer { address, port: *ingress_port, weight: 1, cluster: member.cluster.clone() }),
-                    None => problems.push(Problem::error(
-                        Some(&member.cluster),
-                        ObjectRef::namespaced("ServiceExport", &import.key),
-                        None,
-                        format!("no address for cluster {}'s gateway on tunnel class {:?}; it is left out of the ClusterSetIP", member.cluster, policy.tunnel),
-                    )),
-                }
+                let local = member.cluster == ctx.cluster_id;
+                let down = ctx.down.contains(&member.cluster);
+                let backends = objects.ready_backends(&import.key, own_port);
+                let real = |address, port| RealServer {
+                    address,
+                    port,
+                    weight: 0,
+                    cluster: member.cluster.clone(),
+                };
+                let reals: Vec<RealServer> = if down {
+                    Vec::new()
+                } else if local {
+                    backends.iter().map(|&(a, p)| real(a, p)).collect()
+                } else {
+                    match remote_real(ctx, import, port, member, problems) {
+                        Some((address, ingress_port)) => vec![real(address, ingress_port)],
+                        None => continue,
+                    }
+                };
+                let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+                let candidate = Candidate {
+                    rank: weights::rank(
+                        service.placement.affinity.unwrap_or_default(),
+                        local,
+                        service.placement.priority_of(&member.cluster),
+                    ),
+                    ready: if reals.is_empty() {
+                        0
+                    } else {
+                        count(backends.len())
+                    },
+                    total: count(objects.backend_total(&import.key, own_port)),
+                    reals: count(reals.len()),
+                };
+                shares.push((candidate, reals));
+            }
+            let candidates: Vec<Candidate> = shares.iter().map(|(c, _)| c.clone()).collect();
+            let mut reals = Vec::new();
+            for ((_, cluster_reals), weight) in
+                shares.into_iter().zip(weights::weights(&candidates))
+            {
+                reals.extend(
+                    cluster_reals
+                        .into_iter()
+                        .map(|r| RealServer { weight, ..r }),
+                );
             }
             reals.sort();
             egress.push(VirtualServer {
@@ -183,6 +193,40 @@ pub(super) fn tables(
     egress.sort_by_key(|v| (v.address, v.port, v.protocol));
     ingress.sort_by_key(|v| (v.address, v.port, v.protocol));
     IpvsTables { egress, ingress }
+}
+
+/// Where this gateway sends a remote member's share of a service port: that cluster's gateway
+/// on the export's tunnel class, at the ingress port it allocated.
+fn remote_real(
+    ctx: &Context<'_>,
+    import: &Import,
+    port: &ServicePort,
+    member: &Member,
+    problems: &mut Vec<Problem>,
+) -> Option<(IpAddr, u16)> {
+    let policy = member.policy.as_ref()?;
+    let key = IngressKey {
+        service: import.key.clone(),
+        protocol: port.protocol,
+        port: port.port,
+    };
+    let ingress_port = *ctx
+        .allocations
+        .ingress_ports
+        .get(&member.cluster)
+        .and_then(|m| m.get(&key))?;
+    match gateway_address(ctx, &member.cluster, &policy.tunnel) {
+        Some(address) => Some((address, ingress_port)),
+        None => {
+            problems.push(Problem::error(
+                Some(&member.cluster),
+                ObjectRef::namespaced("ServiceExport", &import.key),
+                None,
+                format!("no address for cluster {}'s gateway on tunnel class {:?}; it is left out of the ClusterSetIP", member.cluster, policy.tunnel),
+            ));
+            None
+        }
+    }
 }
 
 fn persistence(affinity: SessionAffinity) -> Option<u32> {

@@ -7,6 +7,7 @@ mod dns;
 mod exports;
 mod ipvs;
 mod tunnel;
+pub mod weights;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -42,7 +43,7 @@ impl Default for PlanConfig {
                 Ipv4Net::new(std::net::Ipv4Addr::new(241, 64, 0, 0), 16).unwrap_or_default(),
             ),
             default_wan_policy: None,
-            scheduler: "rr".to_owned(),
+            scheduler: "wrr".to_owned(),
         }
     }
 }

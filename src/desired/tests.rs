@@ -43,6 +43,7 @@ fn mk_export(ns: &str, name: &str, policy: Option<&str>, created: Option<i64>) -
     ServiceExport {
         key: ServiceKey::new(ns, name),
         wan_policy: policy.map(str::to_owned),
+        placement: Placement::default(),
         created: created.map(|s| Timestamp::from_second(s).unwrap()),
         group: ExportGroup::Mcs,
     }
@@ -345,6 +346,192 @@ fn a_down_cluster_is_drained_and_traffic_fails_over() {
         s.imports[0].vip, healthy.imports[0].vip,
         "the VIP does not move"
     );
+}
+
+/// Sets the placement annotations' values on an export.
+fn place(c: &mut Catalog, cluster: &str, name: &str, placement: Placement) {
+    objects(c, cluster)
+        .exports
+        .get_mut(&key(name))
+        .unwrap()
+        .placement = placement;
+}
+
+fn priorities(pairs: &[(&str, u32)]) -> Option<BTreeMap<ClusterId, u32>> {
+    Some(pairs.iter().map(|(c, p)| (c.to_string(), *p)).collect())
+}
+
+/// Marks every endpoint of `secure/<name>` in `cluster` ready.
+fn all_ready(c: &mut Catalog, cluster: &str, name: &str) {
+    for slice in objects(c, cluster)
+        .endpoint_slices
+        .get_mut(&key(name))
+        .unwrap()
+    {
+        for e in &mut slice.endpoints {
+            e.ready = true;
+        }
+    }
+}
+
+/// (cluster, weight) of every real server of the first egress virtual server.
+fn weights_by_cluster(s: &DesiredState) -> Vec<(String, u32)> {
+    s.ipvs.egress[0]
+        .reals
+        .iter()
+        .map(|r| (r.cluster.clone(), r.weight))
+        .collect()
+}
+
+#[test]
+fn without_placement_every_cluster_shares_by_ready_backends() {
+    let mut c = mk_catalog(3);
+    export_payment(&mut c, "cluster-1", "payment", "high", Some(1));
+    export_payment(&mut c, "cluster-3", "payment", "high", Some(2));
+    let s = plan(&c, "cluster-2");
+    assert_eq!(
+        weights_by_cluster(&s),
+        vec![("cluster-1".into(), 5000), ("cluster-3".into(), 5000)]
+    );
+    assert_eq!(s.ipvs.egress[0].scheduler, "wrr");
+}
+
+#[test]
+fn cluster_priority_sends_everything_to_the_first_healthy_cluster() {
+    let mut c = mk_catalog(3);
+    export_payment(&mut c, "cluster-1", "payment", "high", Some(1));
+    export_payment(&mut c, "cluster-3", "payment", "high", Some(2));
+    let ranking = Placement {
+        affinity: None,
+        priority: priorities(&[("cluster-3", 1), ("cluster-1", 2)]),
+    };
+    place(&mut c, "cluster-1", "payment", ranking);
+    all_ready(&mut c, "cluster-1", "payment");
+    all_ready(&mut c, "cluster-3", "payment");
+    let s = plan(&c, "cluster-2");
+    assert_eq!(
+        weights_by_cluster(&s),
+        vec![("cluster-1".into(), 0), ("cluster-3".into(), 10_000)],
+        "cluster-1 stands by with weight 0"
+    );
+    // cluster-3's gateway dies: everything moves to cluster-1, and back when it returns.
+    let down = DownClusters::from(["cluster-3".to_owned()]);
+    let failed = plan_with(&c, "cluster-2", &Allocations::default(), &down);
+    assert_eq!(
+        weights_by_cluster(&failed),
+        vec![("cluster-1".into(), 10_000)]
+    );
+    assert_eq!(failed.imports[0].vip, s.imports[0].vip);
+}
+
+#[test]
+fn losing_backends_moves_traffic_to_the_next_priority_gradually() {
+    let mut c = mk_catalog(3);
+    export_payment(&mut c, "cluster-1", "payment", "high", Some(1));
+    export_payment(&mut c, "cluster-3", "payment", "high", Some(2));
+    place(
+        &mut c,
+        "cluster-1",
+        "payment",
+        Placement {
+            affinity: None,
+            priority: priorities(&[("cluster-1", 1), ("cluster-3", 2)]),
+        },
+    );
+    // cluster-1 has 2 of 3 endpoints ready (export_payment): 93 % after overprovisioning.
+    assert_eq!(
+        weights_by_cluster(&plan(&c, "cluster-2")),
+        vec![("cluster-1".into(), 9333), ("cluster-3".into(), 667)]
+    );
+    // One of 3 ready: 46 % stays.
+    let slices = objects(&mut c, "cluster-1")
+        .endpoint_slices
+        .get_mut(&key("payment"))
+        .unwrap();
+    slices[0].endpoints[1].ready = false;
+    assert_eq!(
+        weights_by_cluster(&plan(&c, "cluster-2")),
+        vec![("cluster-1".into(), 4666), ("cluster-3".into(), 5334)]
+    );
+}
+
+#[test]
+fn local_affinity_keeps_traffic_home_and_remote_affinity_sends_it_away() {
+    let mut c = mk_catalog(2);
+    export_payment(&mut c, "cluster-1", "payment", "high", Some(1));
+    export_payment(&mut c, "cluster-2", "payment", "high", Some(2));
+    all_ready(&mut c, "cluster-1", "payment");
+    all_ready(&mut c, "cluster-2", "payment");
+    for (affinity, expected) in [
+        (Affinity::Local, (9999, 0)),
+        (Affinity::Remote, (0, 10_000)),
+    ] {
+        place(
+            &mut c,
+            "cluster-2",
+            "payment",
+            Placement {
+                affinity: Some(affinity),
+                priority: None,
+            },
+        );
+        // cluster-1's three local endpoints are real servers of their own (3,333 each).
+        let s = plan(&c, "cluster-1");
+        let w = weights_by_cluster(&s);
+        let local: u32 = w
+            .iter()
+            .filter(|(c, _)| c == "cluster-1")
+            .map(|(_, w)| w)
+            .sum();
+        let remote: u32 = w
+            .iter()
+            .filter(|(c, _)| c == "cluster-2")
+            .map(|(_, w)| w)
+            .sum();
+        assert_eq!((local, remote), expected, "{affinity}: {w:?}");
+    }
+}
+
+#[test]
+fn exports_that_place_differently_conflict_and_the_oldest_wins() {
+    let mut c = mk_catalog(3);
+    export_payment(&mut c, "cluster-1", "payment", "high", Some(1));
+    export_payment(&mut c, "cluster-3", "payment", "high", Some(2));
+    let older = Placement {
+        affinity: Some(Affinity::Remote),
+        priority: None,
+    };
+    place(&mut c, "cluster-1", "payment", older);
+    all_ready(&mut c, "cluster-1", "payment");
+    // Unset on cluster-3: it defers, no conflict.
+    let s = plan(&c, "cluster-3");
+    let conflict = export_status(&s, "payment").condition("Conflict").unwrap();
+    assert!(!conflict.status, "{conflict:?}");
+    place(
+        &mut c,
+        "cluster-3",
+        "payment",
+        Placement {
+            affinity: Some(Affinity::Local),
+            priority: None,
+        },
+    );
+    let s = plan(&c, "cluster-3");
+    let conflict = export_status(&s, "payment").condition("Conflict").unwrap();
+    assert!(conflict.status);
+    assert_eq!(conflict.reason, reason::PLACEMENT_CONFLICT);
+    assert!(
+        conflict.message.contains("mcw.l7mp.io/affinity"),
+        "{}",
+        conflict.message
+    );
+    // Remote affinity (cluster-1's) rules in cluster-3: its own endpoints stand by.
+    let local: u32 = weights_by_cluster(&s)
+        .iter()
+        .filter(|(c, _)| c == "cluster-3")
+        .map(|(_, w)| w)
+        .sum();
+    assert_eq!(local, 0);
 }
 
 #[test]

@@ -94,7 +94,15 @@ pub fn build(cluster: &str, stores: &Stores<'_>) -> (ClusterSnapshot, Observed) 
     for export in sorted(stores.exports) {
         uid(&mut observed.uids, "ServiceExport", &export.metadata);
         match convert::service_export(export, ExportGroup::Mcs) {
-            Ok(e) => {
+            Ok((e, warnings)) => {
+                for w in warnings {
+                    problems.push(Problem::warning(
+                        Some(cluster),
+                        object_ref("ServiceExport", &export.metadata),
+                        Some(&w.field),
+                        w.message,
+                    ));
+                }
                 if let Some(status) = &export.status {
                     observed
                         .export_conditions
