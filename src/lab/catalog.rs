@@ -1,0 +1,170 @@
+//! The lab's static catalog: the seed's user stories on three clusters.
+//!
+//! - cluster-1 exports `secure/payment` on `sd-wan-priority-high` (tunnel class `business`) and
+//!   `insecure/logging` on `sd-wan-priority-low` (class `default`), and the L7 split of one
+//!   payment backend as two exports, `secure/payment-high-prio` (high) and
+//!   `secure/payment-low-prio` (low);
+//! - cluster-3 exports `secure/payment` too, as the standby: both exports rank cluster-1 first
+//!   (`mcw.l7mp.io/cluster-priority: cluster-1=1,cluster-3=2`);
+//! - cluster-2 exports nothing: its client pods are the ones calling.
+//!
+//! Every service listens on 8080; each cluster's pods are addresses of its backend namespace
+//! (see [`super::addr`]).
+
+use std::fmt::Write as _;
+
+use super::{addr, WanKind};
+
+/// The WAN policies every cluster has: (name, tunnel class, WAN port).
+pub const POLICIES: [(&str, &str, u16); 2] = [
+    ("sd-wan-priority-high", "business", 31111),
+    ("sd-wan-priority-low", "default", 31211),
+];
+
+/// How many ingress ports each policy owns from its WAN port on.
+const PORT_COUNT: u16 = 10;
+
+/// The port every lab service listens on.
+pub const SERVICE_PORT: u16 = 8080;
+
+/// An exported service of the lab: (namespace, name, policy, pod host numbers, priority).
+struct Export {
+    namespace: &'static str,
+    name: &'static str,
+    policy: &'static str,
+    pods: &'static [u8],
+    priority: Option<&'static str>,
+}
+
+const RANKING: &str = "cluster-1=1,cluster-3=2";
+
+fn exports(cluster: u8) -> Vec<Export> {
+    let e = |namespace, name, policy, pods, priority| Export {
+        namespace,
+        name,
+        policy,
+        pods,
+        priority,
+    };
+    match cluster {
+        1 => vec![
+            e("secure", "payment", POLICIES[0].0, &[11, 12], Some(RANKING)),
+            e("insecure", "logging", POLICIES[1].0, &[13], None),
+            e(
+                "secure",
+                "payment-high-prio",
+                POLICIES[0].0,
+                &[11, 12],
+                None,
+            ),
+            e("secure", "payment-low-prio", POLICIES[1].0, &[11, 12], None),
+        ],
+        3 => vec![e(
+            "secure",
+            "payment",
+            POLICIES[0].0,
+            &[11, 12],
+            Some(RANKING),
+        )],
+        _ => Vec::new(),
+    }
+}
+
+/// The pod addresses of a cluster's backend namespace.
+pub fn pods(cluster: u8) -> Vec<String> {
+    let mut hosts: Vec<u8> = exports(cluster)
+        .iter()
+        .flat_map(|e| e.pods.iter().copied())
+        .collect();
+    hosts.sort_unstable();
+    hosts.dedup();
+    hosts.iter().map(|h| addr::pod(cluster, *h)).collect()
+}
+
+/// `clusterset.yaml`. `keys` holds each cluster's WireGuard public key (WireGuard mode).
+pub fn clusterset(wan: WanKind, clusters: u8, keys: &[String]) -> String {
+    let mut out = String::from(
+        "# The mcwan lab: three clusters in network namespaces on one host.\nname: lab\n",
+    );
+    match wan {
+        WanKind::Wireguard => out.push_str("wan: wireguard\ninnerNetwork: 10.255.0.0/16\n"),
+        WanKind::Sdwan => out.push_str("wan: sdwan\n"),
+    }
+    out.push_str("clusters:\n");
+    for i in 1..=clusters {
+        let _ = writeln!(out, "  - id: cluster-{i}\n    index: {i}\n    gateway:");
+        match wan {
+            WanKind::Wireguard => {
+                let key = keys.get(usize::from(i - 1)).map_or("", String::as_str);
+                let _ = writeln!(
+                    out,
+                    "      wanAddress: {}\n      wireguardPublicKey: \"{key}\"",
+                    addr::wan(i)
+                );
+            }
+            WanKind::Sdwan => {
+                let _ = writeln!(
+                    out,
+                    "      wanAddress: {}\n      sdwanEdges:\n        business: {}\n        default: {}",
+                    addr::ingress(i),
+                    addr::edge(i, "business"),
+                    addr::edge(i, "default")
+                );
+            }
+        }
+    }
+    out
+}
+
+/// The manifests of one cluster, as (file name, YAML).
+pub fn manifests(cluster: u8) -> Vec<(String, String)> {
+    let mut files = vec![(
+        "namespaces.yaml".to_owned(),
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: secure}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: insecure}\n".to_owned(),
+    )];
+    let policies: Vec<String> = POLICIES
+        .iter()
+        .map(|(name, tunnel, port)| {
+            format!("apiVersion: mcw.l7mp.io/v1alpha1\nkind: WANPolicy\nmetadata: {{name: {name}}}\nspec: {{tunnel: {tunnel}, port: {port}, portCount: {PORT_COUNT}}}\n")
+        })
+        .collect();
+    files.push(("wanpolicies.yaml".to_owned(), policies.join("---\n")));
+    for e in exports(cluster) {
+        files.push((
+            format!("{}.{}.yaml", e.name, e.namespace),
+            service(cluster, &e),
+        ));
+    }
+    files
+}
+
+fn service(cluster: u8, e: &Export) -> String {
+    let Export {
+        namespace,
+        name,
+        policy,
+        pods,
+        priority,
+    } = e;
+    let endpoints: String = pods
+        .iter()
+        .map(|h| {
+            format!(
+                "  - addresses: [\"{}\"]\n    conditions: {{ready: true}}\n",
+                addr::pod(cluster, *h)
+            )
+        })
+        .collect();
+    let priority = priority
+        .map(|p| format!(", mcw.l7mp.io/cluster-priority: \"{p}\""))
+        .unwrap_or_default();
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: {namespace}}}\n\
+         spec: {{ports: [{{name: http, port: {SERVICE_PORT}}}]}}\n---\n\
+         apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+         metadata: {{name: {name}-1, namespace: {namespace}, labels: {{kubernetes.io/service-name: {name}}}}}\n\
+         addressType: IPv4\nports: [{{name: http, port: {SERVICE_PORT}}}]\nendpoints:\n{endpoints}---\n\
+         apiVersion: multicluster.x-k8s.io/v1alpha1\nkind: ServiceExport\n\
+         metadata: {{name: {name}, namespace: {namespace}, annotations: {{mcw.l7mp.io/mc-wan-policy: {policy}{priority}}}}}\n"
+    )
+}
