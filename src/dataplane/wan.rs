@@ -5,8 +5,9 @@
 //! Naming and numbering are derived from the class, so they are stable and visible:
 //! - interface `mcw-<class>` (a class name longer than 11 characters is shortened and suffixed
 //!   with a hash of the whole name);
-//! - hand-off: fwmark `0x01000000 | WAN port`, routing table `100000 + WAN port`, one rule
-//!   priority for all classes (`--rule-priority`, default 1000).
+//! - hand-off: fwmark `0x01000000 | WAN port`, routing table `100000 + WAN port`, rule
+//!   priority `--rule-priority` (default 1000) for the first class with an edge, one more for
+//!   each next class in name order (each rule has a priority of its own).
 
 use ipnet::{IpNet, Ipv4Net};
 use mcwan_tunnel::{HandoffSpec, Key, PeerSpec, TunnelSpec};
@@ -17,6 +18,9 @@ use crate::problem::{ObjectRef, Problem};
 
 pub const HANDOFF_MARK_BASE: u32 = 0x0100_0000;
 pub const HANDOFF_TABLE_BASE: u32 = 100_000;
+/// The mark bits hand-off owns: its flag bit and the WAN port. Other bits (IPVS masquerade,
+/// kube-proxy, CNIs) are left as they are.
+pub const HANDOFF_MARK_MASK: u32 = HANDOFF_MARK_BASE | 0xffff;
 /// WireGuard persistent keepalive towards peers: keeps NAT and SD-WAN state alive.
 pub const KEEPALIVE_SECONDS: u16 = 25;
 
@@ -104,15 +108,16 @@ fn peers(class: &ClassPlan, problems: &mut Vec<Problem>) -> Vec<PeerSpec> {
 pub fn handoff_specs(plan: &TunnelPlan, rule_priority: u32) -> Vec<HandoffSpec> {
     plan.classes
         .iter()
-        .filter_map(|class| {
-            Some(HandoffSpec {
-                class: class.class.clone(),
-                port_range: class.ingress_ports,
-                next_hop: class.sdwan_next_hop?,
-                table: HANDOFF_TABLE_BASE + u32::from(class.wan_port),
-                fwmark: HANDOFF_MARK_BASE | u32::from(class.wan_port),
-                rule_priority,
-            })
+        .filter_map(|class| Some((class, class.sdwan_next_hop?)))
+        .zip(rule_priority..)
+        .map(|((class, next_hop), rule_priority)| HandoffSpec {
+            class: class.class.clone(),
+            port_range: class.ingress_ports,
+            next_hop,
+            table: HANDOFF_TABLE_BASE + u32::from(class.wan_port),
+            fwmark: HANDOFF_MARK_BASE | u32::from(class.wan_port),
+            fwmark_mask: HANDOFF_MARK_MASK,
+            rule_priority,
         })
         .collect()
 }

@@ -54,8 +54,10 @@ impl fmt::Debug for PeerSpec {
     }
 }
 
-/// One SD-WAN hand-off class: traffic to `port_range` is marked with `fwmark`, which an
-/// `ip rule` at `rule_priority` sends to `table`, whose default route is `next_hop`.
+/// One SD-WAN hand-off class: traffic to `port_range` is marked with `fwmark` (in the bits of
+/// `fwmark_mask` only, so marks other components set in other bits survive), which an
+/// `ip rule fwmark M/MASK` at `rule_priority` sends to `table`, whose default route is
+/// `next_hop`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HandoffSpec {
     pub class: String,
@@ -64,6 +66,8 @@ pub struct HandoffSpec {
     pub next_hop: IpAddr,
     pub table: u32,
     pub fwmark: u32,
+    /// The mark bits hand-off owns; `fwmark` lies within them.
+    pub fwmark_mask: u32,
     pub rule_priority: u32,
 }
 
@@ -178,6 +182,9 @@ impl HandoffSpec {
         if self.fwmark == 0 {
             return Err(bad("fwmark 0 cannot select a rule"));
         }
+        if self.fwmark & !self.fwmark_mask != 0 {
+            return Err(bad("fwmark has bits outside fwmark_mask"));
+        }
         if matches!(self.table, 0 | 253..=255) {
             return Err(bad(
                 "table must be a dedicated table, not unspec/default/main/local",
@@ -259,6 +266,7 @@ pub(crate) mod tests {
             next_hop: "192.0.2.1".parse().unwrap(),
             table: 1000 + n,
             fwmark: 0xa00 + n,
+            fwmark_mask: 0xfff,
             rule_priority: 10_000 + n,
         }
     }

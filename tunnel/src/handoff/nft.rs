@@ -60,7 +60,8 @@ pub fn script(specs: &[HandoffSpec]) -> String {
                 let _ = writeln!(
                     out,
                     "add rule inet {TABLE} {chain} meta l4proto {{ tcp, udp }} ct direction {dir} \
-                     th {field} {range} meta mark set {:#010x} counter comment \"{comment}\"",
+                     th {field} {range} meta mark set meta mark and {:#010x} or {:#010x} counter comment \"{comment}\"",
+                    !spec.fwmark_mask,
                     spec.fwmark
                 );
             }
@@ -141,10 +142,10 @@ mod tests {
 add table inet mcwan
 add chain inet mcwan handoff_prerouting { type filter hook prerouting priority mangle; policy accept; }
 flush chain inet mcwan handoff_prerouting
-add rule inet mcwan handoff_prerouting meta l4proto { tcp, udp } ct direction original th dport 31000-31009 meta mark set 0x00000a01 counter comment \"mcwan hand-off class high\"
-add rule inet mcwan handoff_prerouting meta l4proto { tcp, udp } ct direction reply th sport 31000-31009 meta mark set 0x00000a01 counter comment \"mcwan hand-off class high\"
-add rule inet mcwan handoff_prerouting meta l4proto { tcp, udp } ct direction original th dport 32000 meta mark set 0x00000a02 counter comment \"mcwan hand-off class low\"
-add rule inet mcwan handoff_prerouting meta l4proto { tcp, udp } ct direction reply th sport 32000 meta mark set 0x00000a02 counter comment \"mcwan hand-off class low\"
+add rule inet mcwan handoff_prerouting meta l4proto { tcp, udp } ct direction original th dport 31000-31009 meta mark set meta mark and 0xfffff000 or 0x00000a01 counter comment \"mcwan hand-off class high\"
+add rule inet mcwan handoff_prerouting meta l4proto { tcp, udp } ct direction reply th sport 31000-31009 meta mark set meta mark and 0xfffff000 or 0x00000a01 counter comment \"mcwan hand-off class high\"
+add rule inet mcwan handoff_prerouting meta l4proto { tcp, udp } ct direction original th dport 32000 meta mark set meta mark and 0xfffff000 or 0x00000a02 counter comment \"mcwan hand-off class low\"
+add rule inet mcwan handoff_prerouting meta l4proto { tcp, udp } ct direction reply th sport 32000 meta mark set meta mark and 0xfffff000 or 0x00000a02 counter comment \"mcwan hand-off class low\"
 add chain inet mcwan handoff_output { type route hook output priority mangle; policy accept; }
 flush chain inet mcwan handoff_output
 ";

@@ -15,6 +15,7 @@ pub struct InstalledRule {
     pub ipv4: bool,
     pub priority: u32,
     pub fwmark: u32,
+    pub fwmask: u32,
     pub table: u32,
     pub protocol: u8,
 }
@@ -25,6 +26,7 @@ impl InstalledRule {
             ipv4: spec.next_hop.is_ipv4(),
             priority: spec.rule_priority,
             fwmark: spec.fwmark,
+            fwmask: spec.fwmark_mask,
             table: spec.table,
             protocol: RTPROT_MCWAN,
         }
@@ -39,10 +41,11 @@ impl std::fmt::Display for InstalledRule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "rule {}priority {} fwmark {:#x} lookup {}",
+            "rule {}priority {} fwmark {:#x}/{:#x} lookup {}",
             if self.ipv4 { "" } else { "(ipv6) " },
             self.priority,
             self.fwmark,
+            self.fwmask,
             self.table
         )
     }
@@ -59,7 +62,7 @@ fn message(rule: &InstalledRule) -> RuleMessage {
     m.header.table = u8::try_from(rule.table).unwrap_or(252);
     m.attributes.push(RuleAttribute::Priority(rule.priority));
     m.attributes.push(RuleAttribute::FwMark(rule.fwmark));
-    m.attributes.push(RuleAttribute::FwMask(u32::MAX));
+    m.attributes.push(RuleAttribute::FwMask(rule.fwmask));
     m.attributes.push(RuleAttribute::Table(rule.table));
     m.attributes
         .push(RuleAttribute::Protocol(RouteProtocol::from(rule.protocol)));
@@ -93,6 +96,7 @@ pub fn read(m: &RuleMessage) -> InstalledRule {
         ipv4: m.header.family == AddressFamily::Inet,
         priority: 0,
         fwmark: 0,
+        fwmask: u32::MAX,
         table: u32::from(m.header.table),
         protocol: 0,
     };
@@ -100,6 +104,7 @@ pub fn read(m: &RuleMessage) -> InstalledRule {
         match attr {
             RuleAttribute::Priority(p) => rule.priority = *p,
             RuleAttribute::FwMark(f) => rule.fwmark = *f,
+            RuleAttribute::FwMask(m) => rule.fwmask = *m,
             RuleAttribute::Table(t) => rule.table = *t,
             RuleAttribute::Protocol(p) => rule.protocol = u8::from(*p),
             _ => {}

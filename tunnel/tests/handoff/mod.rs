@@ -18,6 +18,7 @@ fn spec(class: &str, ports: (u16, u16), next_hop: &str, n: u32) -> HandoffSpec {
         next_hop: next_hop.parse().unwrap(),
         table: 1000 + n,
         fwmark: 0xa00 + n,
+        fwmark_mask: 0xfff,
         rule_priority: 10_000 + n,
     }
 }
@@ -158,7 +159,7 @@ fn each_class_leaves_through_its_own_edge_and_removal_restores_everything() {
     // Visible ownership: rules and routes carry protocol 161.
     let rules = gw.sh(&["ip", "rule"]);
     assert!(
-        rules.contains("fwmark 0xa01 lookup 1001 proto 161"),
+        rules.contains("fwmark 0xa01/0xfff lookup 1001 proto 161"),
         "{rules}"
     );
     let routes = gw.sh(&["ip", "route", "show", "table", "1002"]);
