@@ -211,6 +211,8 @@ fn tell(wan: WanKind, dir: &Path) -> Result<()> {
         wan,
         exe: std::env::current_exe()?,
         dir: dir.to_owned(),
+        logs: dir.join("logs"),
+        management: false,
     })?;
     println!(
         "   each cluster: a gateway, a client pod and backend pods; the WAN: {}",

@@ -10,8 +10,8 @@
 //!  cl<i> eth0 10.i.1.2 --- lan-c 10.i.1.1  gw<i>  lan-b 10.i.2.1 --- eth0 10.i.2.2 be<i> (pods 10.i.2.11-13)
 //!                                           |
 //!   WireGuard mode:  wan0 192.168.100.i --- bridge in <prefix>wan (one tunnel per class on it)
-//!   SD-WAN mode:     hi 172.16.i.2 --- 172.16.i.1 edge<i> wan0 192.168.100.i --- bridge
-//!                    lo 172.16.i.6 --- 172.16.i.5 /      (ingress address 10.i.0.1 on gw<i>)
+//!   SD-WAN mode:     edge-hi 172.16.i.2 --- 172.16.i.1 edge<i> wan0 192.168.100.i --- bridge
+//!                    edge-lo 172.16.i.6 --- 172.16.i.5 /      (ingress address 10.i.0.1 on gw<i>)
 //! ```
 //!
 //! In SD-WAN mode each cluster's edge router is a namespace with one link per tunnel class
@@ -60,6 +60,10 @@ pub mod addr {
     pub fn ingress(i: u8) -> String {
         format!("10.{i}.0.1")
     }
+    /// Where a gateway reaches the namespace the lab was built from (management link).
+    pub fn management_host(i: u8) -> String {
+        format!("172.30.{i}.1")
+    }
     /// The SD-WAN edge's next hop for a tunnel class.
     pub fn edge(i: u8, class: &str) -> String {
         match class {
@@ -72,8 +76,8 @@ pub mod addr {
 /// The gateway's link to its SD-WAN edge for a tunnel class.
 fn edge_link(class: &str) -> &'static str {
     match class {
-        "business" => "hi",
-        _ => "lo",
+        "business" => "edge-hi",
+        _ => "edge-lo",
     }
 }
 
@@ -85,8 +89,15 @@ pub struct LabOptions {
     pub wan: WanKind,
     /// The mcwan executable the gateways run.
     pub exe: PathBuf,
-    /// Where the catalog, keys and logs go.
+    /// Where the catalog and keys go. The gateways watch the catalog with inotify, so this
+    /// must be a local file system (not a VM's shared folder).
     pub dir: PathBuf,
+    /// Where the gateways' logs go.
+    pub logs: PathBuf,
+    /// A management link from each gateway to the namespace the lab is built from
+    /// (`<prefix>m<i>` 172.30.i.1 there, `mgmt0` 172.30.i.2 in the gateway), for API servers
+    /// served from there (Kubernetes mode).
+    pub management: bool,
 }
 
 /// One cluster of the lab.
@@ -189,7 +200,7 @@ impl Lab {
                 veth(&edge, "wan0", Some(&wan_addr), wan, &port, None)?;
                 veth(
                     &gw,
-                    "hi",
+                    "edge-hi",
                     Some(&format!("172.16.{i}.2/30")),
                     &edge,
                     "gw-hi",
@@ -197,7 +208,7 @@ impl Lab {
                 )?;
                 veth(
                     &gw,
-                    "lo",
+                    "edge-lo",
                     Some(&format!("172.16.{i}.6/30")),
                     &edge,
                     "gw-lo",
@@ -241,6 +252,29 @@ impl Lab {
             }
         };
         wan.ip(&["link", "set", &port, "master", "br0"])?;
+        if options.management {
+            let here = format!("{p}m{i}");
+            netns::run(
+                "ip",
+                &[
+                    "link", "add", &here, "type", "veth", "peer", "name", "mgmt0", "netns",
+                    &gw.name,
+                ],
+            )?;
+            netns::run(
+                "ip",
+                &[
+                    "addr",
+                    "add",
+                    &format!("{}/30", addr::management_host(i)),
+                    "dev",
+                    &here,
+                ],
+            )?;
+            netns::run("ip", &["link", "set", &here, "up"])?;
+            gw.ip(&["addr", "add", &format!("172.30.{i}.2/30"), "dev", "mgmt0"])?;
+            gw.ip(&["link", "set", "mgmt0", "up"])?;
+        }
         let backend = Backend::start(&pods, &format!("cluster-{i}"), catalog::SERVICE_PORT)?;
         Ok(Site {
             index: i,
@@ -267,16 +301,13 @@ impl Lab {
 
     /// The gateway's log file.
     pub fn log_file(&self, i: u8) -> PathBuf {
-        self.options
-            .dir
-            .join("logs")
-            .join(format!("gateway-cluster-{i}.log"))
+        self.options.logs.join(format!("gateway-cluster-{i}.log"))
     }
 
     fn write_catalog(&self) -> Result<()> {
         let dir = self.catalog_dir();
         std::fs::create_dir_all(&dir)?;
-        std::fs::create_dir_all(self.options.dir.join("logs"))?;
+        std::fs::create_dir_all(&self.options.logs)?;
         let mut public = Vec::new();
         if self.options.wan == WanKind::Wireguard {
             std::fs::create_dir_all(self.options.dir.join("keys"))?;
@@ -316,31 +347,72 @@ impl Lab {
         &mut self.sites[usize::from(i - 1)]
     }
 
-    /// Starts cluster `i`'s gateway with `extra` arguments and waits until it is ready.
+    /// Starts cluster `i`'s gateway on the lab's static catalog with `extra` arguments and
+    /// waits until it is ready.
     pub fn start_gateway(&mut self, i: u8, extra: &[&str]) -> Result<()> {
-        let mut args: Vec<String> = [
-            "gateway",
-            "--cluster-id",
-            &format!("cluster-{i}"),
-            "--catalog",
-            &self.catalog_dir().to_string_lossy(),
-            "--dataplane",
-            "ipvs",
-            "--dns-listen",
-            &format!("{}:53", addr::gateway_lan(i)),
-            "--admin-listen",
-            "127.0.0.1:9641",
-        ]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
+        let source = [
+            "--cluster-id".to_owned(),
+            format!("cluster-{i}"),
+            "--catalog".to_owned(),
+            self.catalog_dir().to_string_lossy().into_owned(),
+        ];
+        self.start_gateway_with(i, &source, &[], extra)
+    }
+
+    /// Starts cluster `i`'s gateway in Kubernetes mode: its own API server from `kubeconfig`,
+    /// its peers' from the kubeconfigs in `peers`, the clusterset from the lab's catalog.
+    pub fn start_kube_gateway(
+        &mut self,
+        i: u8,
+        kubeconfig: &Path,
+        peers: &Path,
+        extra: &[&str],
+    ) -> Result<()> {
+        let source = [
+            "--kube".to_owned(),
+            "--clusterset".to_owned(),
+            self.catalog_dir()
+                .join("clusterset.yaml")
+                .to_string_lossy()
+                .into_owned(),
+            "--peer-kubeconfigs".to_owned(),
+            peers.to_string_lossy().into_owned(),
+        ];
+        let env = [(
+            "KUBECONFIG".to_owned(),
+            kubeconfig.to_string_lossy().into_owned(),
+        )];
+        self.start_gateway_with(i, &source, &env, extra)
+    }
+
+    fn start_gateway_with(
+        &mut self,
+        i: u8,
+        source: &[String],
+        env: &[(String, String)],
+        extra: &[&str],
+    ) -> Result<()> {
+        let mut args: Vec<String> = vec!["gateway".to_owned()];
+        args.extend_from_slice(source);
+        args.extend(
+            [
+                "--dataplane",
+                "ipvs",
+                "--dns-listen",
+                &format!("{}:53", addr::gateway_lan(i)),
+                "--admin-listen",
+                "127.0.0.1:9641",
+            ]
+            .iter()
+            .map(|s| (*s).to_owned()),
+        );
         if self.options.wan == WanKind::Wireguard {
             args.push("--wireguard-private-key".into());
             args.push(self.key_file(i).to_string_lossy().into_owned());
         }
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         let log = self.log_file(i);
-        let child = self.site(i).gw.spawn(&self.options.exe, &args, &log)?;
+        let child = self.site(i).gw.spawn(&self.options.exe, &args, env, &log)?;
         self.site_mut(i).gateway = Some(child);
         self.wait_ready(i, Duration::from_secs(300))
     }
@@ -439,6 +511,41 @@ impl Lab {
     /// `wg show` in cluster `i`'s gateway.
     pub fn wg_show(&self, i: u8) -> Result<String> {
         self.site(i).gw.exec("wg", &["show"])
+    }
+
+    /// What an operator would look at in cluster `i`'s gateway: addresses, rules, routes of
+    /// every table, nftables, IPVS and tunnels (for failure reports).
+    pub fn diagnose(&self, i: u8) -> String {
+        let site = self.site(i);
+        let mut out = String::new();
+        for (what, program, args) in [
+            ("ip -br addr", "ip", &["-br", "addr"][..]),
+            ("ip rule", "ip", &["rule"][..]),
+            (
+                "ip route show table all",
+                "ip",
+                &["route", "show", "table", "all"][..],
+            ),
+            ("nft list ruleset", "nft", &["list", "ruleset"][..]),
+            ("ipvsadm -Ln", "ipvsadm", &["-Ln"][..]),
+            ("wg show", "wg", &["show"][..]),
+        ] {
+            let text = site
+                .gw
+                .exec(program, args)
+                .unwrap_or_else(|e| format!("{e:#}\n"));
+            out.push_str(&format!("--- cluster-{i} gateway: {what}\n{text}"));
+        }
+        for edge in self.sites.iter().filter_map(|s| s.edge.as_ref()) {
+            for (what, args) in [
+                ("ip route", &["route"][..]),
+                ("ip -s -br link", &["-s", "-br", "link"][..]),
+            ] {
+                let text = edge.ip(args).unwrap_or_else(|e| format!("{e:#}\n"));
+                out.push_str(&format!("--- {}: {what}\n{text}", edge.name));
+            }
+        }
+        out
     }
 
     /// The interface that carries tunnel class `class` out of cluster `i`'s gateway: its

@@ -63,8 +63,15 @@ impl Netns {
             .map(drop)
     }
 
-    /// Starts a long-running program inside the namespace, its output appended to `log`.
-    pub fn spawn(&self, program: &Path, args: &[String], log: &Path) -> Result<Child> {
+    /// Starts a long-running program inside the namespace with `env` added to its
+    /// environment, its output appended to `log`.
+    pub fn spawn(
+        &self,
+        program: &Path,
+        args: &[String],
+        env: &[(String, String)],
+        log: &Path,
+    ) -> Result<Child> {
         let out = File::options()
             .create(true)
             .append(true)
@@ -75,6 +82,7 @@ impl Netns {
             .args(["netns", "exec", &self.name])
             .arg(program)
             .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
