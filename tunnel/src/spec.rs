@@ -190,8 +190,10 @@ impl HandoffSpec {
                 "table must be a dedicated table, not unspec/default/main/local",
             ));
         }
-        if self.rule_priority == 0 {
-            return Err(bad("rule priority 0 is the local table's"));
+        if self.rule_priority <= 1 {
+            return Err(bad(
+                "rule priority must be 2 or more: 0 is the local table's, and hand-off puts a rule one before its first",
+            ));
         }
         if self.class.is_empty() || self.class.contains(['"', '\\', '\n']) {
             return Err(bad("class name must be non-empty, without quotes"));

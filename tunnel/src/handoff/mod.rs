@@ -1,7 +1,10 @@
-//! SD-WAN hand-off: per class, nftables marks the class's port range
+//! SD-WAN hand-off: per class, nftables marks the connections of the class's port range
 //! ([`nft`]), a policy rule sends the mark to the class's table ([`rule`]), and that table's
 //! default route points at the class's SD-WAN edge ([`crate::route`], scope
-//! [`TableScope::Dedicated`]). All three are applied as diffs of what mcwan owns.
+//! [`TableScope::Dedicated`]). One more rule, just ahead of the class rules, looks up the main
+//! table without its default route, so marked packets to networks the gateway reaches directly
+//! (its pods, behind IPVS) stay on them and only WAN-bound ones take the edge. All of it is
+//! applied as diffs of what mcwan owns.
 
 pub mod nft;
 pub mod rule;
@@ -68,7 +71,17 @@ impl Handoff {
                 }
             }
         }
-        let wanted: Vec<InstalledRule> = specs.iter().map(InstalledRule::of).collect();
+        let mut wanted: Vec<InstalledRule> = specs.iter().map(InstalledRule::of).collect();
+        for ipv4 in [true, false] {
+            let first = specs
+                .iter()
+                .filter(|s| s.next_hop.is_ipv4() == ipv4)
+                .map(|s| s.rule_priority)
+                .min();
+            if let Some(first) = first {
+                wanted.push(InstalledRule::main_without_default(ipv4, first - 1));
+            }
+        }
         let (add, remove) = rule::plan(&installed, &wanted);
         for r in &add {
             self.rtnl

@@ -9,10 +9,12 @@
 //! Why two hooks: `prerouting` marks traffic the gateway forwards (pods, hosts behind it)
 //! before the routing decision; `output` marks traffic the gateway itself sends (IPVS
 //! connections it originates, health checks, tools). The output chain is `type route`, so the
-//! kernel routes the packet again after the mark changes. The mark is set on packets whose
-//! destination port is in the class's range (the original direction) and on replies whose
-//! source port is (connections into this gateway's ingress ports), so both directions of a
-//! class's flows take the class's SD-WAN edge.
+//! kernel routes the packet again after the mark changes. The mark is set on every packet,
+//! both directions, of a connection in the class's port range, judged by conntrack rather than
+//! by the packet's own ports (which IPVS rewrites): connections whose original destination port
+//! is in the range (into this gateway's ingress ports, or sent from here to a peer's), and
+//! connections whose reply comes from a port in the range (IPVS's connections from a
+//! ClusterSetIP to a peer's ingress port, whose original destination is the ClusterSetIP).
 
 use std::fmt::Write as _;
 
@@ -56,11 +58,11 @@ pub fn script(specs: &[HandoffSpec]) -> String {
                 format!("{lo}-{hi}")
             };
             let comment = comment(&spec.class);
-            for (dir, field) in [("original", "dport"), ("reply", "sport")] {
+            for tuple in ["original proto-dst", "reply proto-src"] {
                 let _ = writeln!(
                     out,
-                    "add rule inet {TABLE} {chain} meta l4proto {{ tcp, udp }} ct direction {dir} \
-                     th {field} {range} meta mark set meta mark and {:#010x} or {:#010x} counter comment \"{comment}\"",
+                    "add rule inet {TABLE} {chain} meta l4proto {{ tcp, udp }} ct {tuple} {range} \
+                     meta mark set meta mark and {:#010x} or {:#010x} counter comment \"{comment}\"",
                     !spec.fwmark_mask,
                     spec.fwmark
                 );
@@ -142,10 +144,10 @@ mod tests {
 add table inet mcwan
 add chain inet mcwan handoff_prerouting { type filter hook prerouting priority mangle; policy accept; }
 flush chain inet mcwan handoff_prerouting
-add rule inet mcwan handoff_prerouting meta l4proto { tcp, udp } ct direction original th dport 31000-31009 meta mark set meta mark and 0xfffff000 or 0x00000a01 counter comment \"mcwan hand-off class high\"
-add rule inet mcwan handoff_prerouting meta l4proto { tcp, udp } ct direction reply th sport 31000-31009 meta mark set meta mark and 0xfffff000 or 0x00000a01 counter comment \"mcwan hand-off class high\"
-add rule inet mcwan handoff_prerouting meta l4proto { tcp, udp } ct direction original th dport 32000 meta mark set meta mark and 0xfffff000 or 0x00000a02 counter comment \"mcwan hand-off class low\"
-add rule inet mcwan handoff_prerouting meta l4proto { tcp, udp } ct direction reply th sport 32000 meta mark set meta mark and 0xfffff000 or 0x00000a02 counter comment \"mcwan hand-off class low\"
+add rule inet mcwan handoff_prerouting meta l4proto { tcp, udp } ct original proto-dst 31000-31009 meta mark set meta mark and 0xfffff000 or 0x00000a01 counter comment \"mcwan hand-off class high\"
+add rule inet mcwan handoff_prerouting meta l4proto { tcp, udp } ct reply proto-src 31000-31009 meta mark set meta mark and 0xfffff000 or 0x00000a01 counter comment \"mcwan hand-off class high\"
+add rule inet mcwan handoff_prerouting meta l4proto { tcp, udp } ct original proto-dst 32000 meta mark set meta mark and 0xfffff000 or 0x00000a02 counter comment \"mcwan hand-off class low\"
+add rule inet mcwan handoff_prerouting meta l4proto { tcp, udp } ct reply proto-src 32000 meta mark set meta mark and 0xfffff000 or 0x00000a02 counter comment \"mcwan hand-off class low\"
 add chain inet mcwan handoff_output { type route hook output priority mangle; policy accept; }
 flush chain inet mcwan handoff_output
 ";

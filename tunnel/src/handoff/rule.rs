@@ -1,5 +1,6 @@
-//! Policy rules for hand-off: `ip rule add fwmark M lookup T priority P proto 161`, one per
-//! class, in the next hop's family. Ours are the rules with protocol
+//! Policy rules for hand-off: `ip rule add fwmark M/MASK lookup T priority P proto 161`, one
+//! per class, in the next hop's family, and `lookup main suppress_prefixlength 0` one priority
+//! before the first of them. Ours are the rules with protocol
 //! [`RTPROT_MCWAN`](crate::RTPROT_MCWAN); no other rule is ever removed.
 
 use netlink_packet_route::route::RouteProtocol;
@@ -9,6 +10,9 @@ use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use crate::owner::RTPROT_MCWAN;
 use crate::spec::HandoffSpec;
 
+/// The kernel's main routing table.
+const MAIN_TABLE: u32 = 254;
+
 /// A rule, reduced to what mcwan compares.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct InstalledRule {
@@ -17,6 +21,8 @@ pub struct InstalledRule {
     pub fwmark: u32,
     pub fwmask: u32,
     pub table: u32,
+    /// `suppress_prefixlength`: ignore routes of this prefix length or shorter.
+    pub suppress_prefixlength: Option<u32>,
     pub protocol: u8,
 }
 
@@ -28,6 +34,23 @@ impl InstalledRule {
             fwmark: spec.fwmark,
             fwmask: spec.fwmark_mask,
             table: spec.table,
+            suppress_prefixlength: None,
+            protocol: RTPROT_MCWAN,
+        }
+    }
+
+    /// `lookup main suppress_prefixlength 0` at `priority`: the main table for everything but
+    /// its default route, ahead of the class rules. Marked traffic to a directly reachable
+    /// network (pods behind the gateway, the gateway's own links) keeps using it; only what
+    /// would take the default route goes to a class's edge.
+    pub fn main_without_default(ipv4: bool, priority: u32) -> Self {
+        InstalledRule {
+            ipv4,
+            priority,
+            fwmark: 0,
+            fwmask: 0,
+            table: MAIN_TABLE,
+            suppress_prefixlength: Some(0),
             protocol: RTPROT_MCWAN,
         }
     }
@@ -41,13 +64,18 @@ impl std::fmt::Display for InstalledRule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "rule {}priority {} fwmark {:#x}/{:#x} lookup {}",
+            "rule {}priority {}",
             if self.ipv4 { "" } else { "(ipv6) " },
-            self.priority,
-            self.fwmark,
-            self.fwmask,
-            self.table
-        )
+            self.priority
+        )?;
+        if self.fwmark != 0 {
+            write!(f, " fwmark {:#x}/{:#x}", self.fwmark, self.fwmask)?;
+        }
+        write!(f, " lookup {}", self.table)?;
+        if let Some(len) = self.suppress_prefixlength {
+            write!(f, " suppress_prefixlength {len}")?;
+        }
+        Ok(())
     }
 }
 
@@ -61,8 +89,13 @@ fn message(rule: &InstalledRule) -> RuleMessage {
     m.header.action = RuleAction::ToTable;
     m.header.table = u8::try_from(rule.table).unwrap_or(252);
     m.attributes.push(RuleAttribute::Priority(rule.priority));
-    m.attributes.push(RuleAttribute::FwMark(rule.fwmark));
-    m.attributes.push(RuleAttribute::FwMask(rule.fwmask));
+    if rule.fwmark != 0 {
+        m.attributes.push(RuleAttribute::FwMark(rule.fwmark));
+        m.attributes.push(RuleAttribute::FwMask(rule.fwmask));
+    }
+    if let Some(len) = rule.suppress_prefixlength {
+        m.attributes.push(RuleAttribute::SuppressPrefixLen(len));
+    }
     m.attributes.push(RuleAttribute::Table(rule.table));
     m.attributes
         .push(RuleAttribute::Protocol(RouteProtocol::from(rule.protocol)));
@@ -96,8 +129,9 @@ pub fn read(m: &RuleMessage) -> InstalledRule {
         ipv4: m.header.family == AddressFamily::Inet,
         priority: 0,
         fwmark: 0,
-        fwmask: u32::MAX,
+        fwmask: 0,
         table: u32::from(m.header.table),
+        suppress_prefixlength: None,
         protocol: 0,
     };
     for attr in &m.attributes {
@@ -105,6 +139,10 @@ pub fn read(m: &RuleMessage) -> InstalledRule {
             RuleAttribute::Priority(p) => rule.priority = *p,
             RuleAttribute::FwMark(f) => rule.fwmark = *f,
             RuleAttribute::FwMask(m) => rule.fwmask = *m,
+            // The kernel reports "no suppression" as all ones.
+            RuleAttribute::SuppressPrefixLen(len) if *len != u32::MAX => {
+                rule.suppress_prefixlength = Some(*len)
+            }
             RuleAttribute::Table(t) => rule.table = *t,
             RuleAttribute::Protocol(p) => rule.protocol = u8::from(*p),
             _ => {}
@@ -150,6 +188,25 @@ mod tests {
             .attributes
             .contains(&RuleAttribute::Protocol(RouteProtocol::Other(RTPROT_MCWAN))));
         assert_eq!(read(&m), rule);
+    }
+
+    #[test]
+    fn main_without_default_round_trips() {
+        let rule = InstalledRule::main_without_default(true, 999);
+        let RouteNetlinkMessage::NewRule(m) = add(&rule) else {
+            panic!()
+        };
+        assert!(m.attributes.contains(&RuleAttribute::SuppressPrefixLen(0)));
+        assert!(!m
+            .attributes
+            .iter()
+            .any(|a| matches!(a, RuleAttribute::FwMark(_))));
+        assert_eq!(m.header.table, 254);
+        assert_eq!(read(&m), rule);
+        assert_eq!(
+            rule.to_string(),
+            "rule priority 999 lookup 254 suppress_prefixlength 0"
+        );
     }
 
     #[test]

@@ -126,7 +126,8 @@ fn each_class_leaves_through_its_own_edge_and_removal_restores_everything() {
             (handoff, r)
         })
     };
-    assert_eq!(report.rules_added.len(), 2, "{report:?}");
+    // A rule per class, and the main table without its default route just ahead of them.
+    assert_eq!(report.rules_added.len(), 3, "{report:?}");
     assert_eq!(report.routes.added.len(), 2, "{report:?}");
 
     for (port, line) in [(31005u16, "high"), (32005, "low")] {
