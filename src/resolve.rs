@@ -346,44 +346,55 @@ fn merge_placement(
     reasons: &mut Vec<&'static str>,
     messages: &mut Vec<String>,
 ) -> Placement {
-    let mut merged = Placement::default();
-    let mut affinity_from: Option<&str> = None;
-    let mut priority_from: Option<&str> = None;
+    let mut conflict = |message: String| {
+        push_unique(reasons, reason::PLACEMENT_CONFLICT);
+        messages.push(message);
+    };
+    let affinity = oldest_setting(
+        exporters,
+        |p| p.affinity.as_ref(),
+        |e, mine, winner, won| {
+            conflict(format!(
+            "metadata.annotations[\"{AFFINITY_ANNOTATION}\"]: cluster {} says {mine}, cluster {winner} says {won} and wins as the older export",
+            e.cluster
+        ));
+        },
+    );
+    let priority = oldest_setting(
+        exporters,
+        |p| p.priority.as_ref(),
+        |e, _, winner, _| {
+            conflict(format!(
+            "metadata.annotations[\"{CLUSTER_PRIORITY_ANNOTATION}\"]: cluster {} and cluster {winner} rank the clusters differently; cluster {winner}'s ranking wins as the older export",
+            e.cluster
+        ));
+        },
+    );
+    Placement {
+        affinity: affinity.copied(),
+        priority: priority.cloned(),
+    }
+}
+
+/// The value the oldest exporter that sets it gives; `differs(exporter, its value, winner's
+/// cluster, winning value)` for every later exporter that sets another.
+fn oldest_setting<'a, T: PartialEq>(
+    exporters: &'a [Exporter],
+    get: impl Fn(&'a Placement) -> Option<&'a T>,
+    mut differs: impl FnMut(&Exporter, &T, &str, &T),
+) -> Option<&'a T> {
+    let mut won: Option<(&'a T, &'a str)> = None;
     for e in exporters {
-        if let Some(a) = e.placement.affinity {
-            match (merged.affinity, affinity_from) {
-                (Some(won), Some(winner)) if won != a => {
-                    push_unique(reasons, reason::PLACEMENT_CONFLICT);
-                    messages.push(format!(
-                        "metadata.annotations[\"{AFFINITY_ANNOTATION}\"]: cluster {} says {a}, cluster {winner} says {won} and wins as the older export",
-                        e.cluster
-                    ));
-                }
-                (Some(_), _) => {}
-                _ => {
-                    merged.affinity = Some(a);
-                    affinity_from = Some(&e.cluster);
-                }
-            }
-        }
-        if let Some(p) = &e.placement.priority {
-            match (&merged.priority, priority_from) {
-                (Some(won), Some(winner)) if won != p => {
-                    push_unique(reasons, reason::PLACEMENT_CONFLICT);
-                    messages.push(format!(
-                        "metadata.annotations[\"{CLUSTER_PRIORITY_ANNOTATION}\"]: cluster {} and cluster {winner} rank the clusters differently; cluster {winner}'s ranking wins as the older export",
-                        e.cluster
-                    ));
-                }
-                (Some(_), _) => {}
-                _ => {
-                    merged.priority = Some(p.clone());
-                    priority_from = Some(&e.cluster);
-                }
-            }
+        let Some(value) = get(&e.placement) else {
+            continue;
+        };
+        match won {
+            None => won = Some((value, &e.cluster)),
+            Some((winning, winner)) if winning != value => differs(e, value, winner, winning),
+            Some(_) => {}
         }
     }
-    merged
+    won.map(|(value, _)| value)
 }
 
 fn push_unique(v: &mut Vec<&'static str>, r: &'static str) {

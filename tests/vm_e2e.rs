@@ -203,19 +203,7 @@ fn gradual_fallback(lab: &Lab) {
     };
     lab.write_manifest(1, "payment.secure.yaml", &manifest(false))
         .unwrap();
-    let weights = |lab: &Lab| {
-        let mut w: Vec<String> = virtual_server(&lab.ipvsadm(2).unwrap(), vip)
-            .iter()
-            .map(|l| l.rsplit(' ').next().unwrap().to_owned())
-            .collect();
-        w.sort();
-        w
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while weights(lab) != ["3000", "7000"] {
-        assert!(Instant::now() < deadline, "weights: {:?}", weights(lab));
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    wait_for_weights(lab, vip, &["3000", "7000"]);
     let answered: std::collections::BTreeSet<String> = (0..20)
         .map(|_| {
             lab.connect(2, vip, Duration::from_secs(5))
@@ -230,9 +218,23 @@ fn gradual_fallback(lab: &Lab) {
     );
     lab.write_manifest(1, "payment.secure.yaml", &manifest(true))
         .unwrap();
+    wait_for_weights(lab, vip, &["0", "10000"]);
+}
+
+/// Waits until cluster-2's virtual server for `vip` has real servers of these weights (sorted
+/// as strings).
+fn wait_for_weights(lab: &Lab, vip: IpAddr, expected: &[&str]) {
+    let weights = || {
+        let mut w: Vec<String> = virtual_server(&lab.ipvsadm(2).unwrap(), vip)
+            .iter()
+            .map(|l| l.rsplit(' ').next().unwrap().to_owned())
+            .collect();
+        w.sort();
+        w
+    };
     let deadline = Instant::now() + Duration::from_secs(20);
-    while weights(lab) != ["0", "10000"] {
-        assert!(Instant::now() < deadline, "weights: {:?}", weights(lab));
+    while weights() != expected {
+        assert!(Instant::now() < deadline, "weights: {:?}", weights());
         std::thread::sleep(Duration::from_millis(500));
     }
 }
