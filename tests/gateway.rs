@@ -44,6 +44,11 @@ fn free_port() -> u16 {
 
 /// Starts the gateway for `cluster` on a copy of the example catalog and waits until it answers.
 fn start(cluster: &str) -> Gateway {
+    start_with_health_port(cluster, 0)
+}
+
+/// [`start`], answering health probes on UDP `health_port` (0: none).
+fn start_with_health_port(cluster: &str, health_port: u16) -> Gateway {
     let catalog = tempfile::tempdir().unwrap();
     copy_dir(
         &PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/clusterset")),
@@ -54,7 +59,8 @@ fn start(cluster: &str) -> Gateway {
         .args(["gateway", "--cluster-id", cluster, "--catalog"])
         .arg(catalog.path())
         .args(["--dns-listen", &format!("127.0.0.1:{port}")])
-        .args(["--admin-listen", "127.0.0.1:0", "--health-port", "0"])
+        .args(["--admin-listen", "127.0.0.1:0"])
+        .args(["--health-port", &health_port.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -216,8 +222,29 @@ fn a_broken_catalog_keeps_the_last_good_zone() {
 }
 
 #[test]
+fn health_probes_are_echoed_and_nothing_else_is() {
+    let health = free_port();
+    let _gw = start_with_health_port("cluster-2", health);
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let probe = [&b"MCWAN-HC1"[..], &7u64.to_be_bytes()].concat();
+    let mut buf = [0u8; 64];
+    socket.send_to(&probe, ("127.0.0.1", health)).unwrap();
+    let (n, _) = socket.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], &probe[..]);
+    // Junk, and a probe with trailing bytes (amplification), get no answer.
+    for junk in [&b"hello"[..], &[&probe[..], b"more"].concat()] {
+        socket.send_to(junk, ("127.0.0.1", health)).unwrap();
+        assert!(socket.recv_from(&mut buf).is_err(), "answered {junk:?}");
+    }
+}
+
+#[test]
 fn sigterm_stops_the_gateway_cleanly() {
-    let mut gw = start("cluster-2");
+    // With a health responder, whose thread must stop too.
+    let mut gw = start_with_health_port("cluster-2", free_port());
     let pid = gw.child.id().to_string();
     assert!(Command::new("kill")
         .args(["-TERM", &pid])

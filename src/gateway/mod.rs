@@ -109,25 +109,26 @@ pub async fn run(cmd: GatewayCmd) -> anyhow::Result<()> {
         .instrument(info_span!("admin", listen = %cmd.admin_listen)),
     );
     if cmd.health_port != 0 {
-        let socket = tokio::net::UdpSocket::bind(("0.0.0.0", cmd.health_port))
-            .await
-            .with_context(|| {
+        let socket =
+            std::net::UdpSocket::bind(("0.0.0.0", cmd.health_port)).with_context(|| {
                 format!(
                     "cannot answer health probes on UDP port {}",
                     cmd.health_port
                 )
             })?;
-        tasks.spawn(
-            {
-                let cancel = cancel.child_token();
-                async move {
-                    crate::probe::respond(Arc::new(socket), cancel)
-                        .await
-                        .map_err(anyhow::Error::from)
-                }
+        let span = info_span!("health_responder", port = cmd.health_port);
+        tasks.spawn({
+            let cancel = cancel.child_token();
+            async move {
+                tokio::task::spawn_blocking(move || {
+                    let _entered = span.enter();
+                    crate::probe::respond(&socket, &cancel)
+                })
+                .await
+                .context("the health responder's thread failed")?
+                .map_err(anyhow::Error::from)
             }
-            .instrument(info_span!("health_responder", port = cmd.health_port)),
-        );
+        });
         let (down_tx, down_rx) =
             tokio::sync::watch::channel(crate::desired::DownClusters::default());
         reconciler.follow_health(down_rx);

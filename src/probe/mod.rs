@@ -77,7 +77,23 @@ pub async fn run(
     let mut buf = [0u8; 64];
     loop {
         tokio::select! {
+            // Replies first: one that has arrived must not be counted a miss because the tick
+            // was looked at before it.
+            biased;
             _ = cancel.cancelled() => return Ok(()),
+            received = socket.recv_from(&mut buf) => {
+                let Ok((n, _)) = received else { continue };
+                let Some(s) = parse_reply(&buf[..n]) else { continue };
+                if let Some((target, sent)) = pending.remove(&s) {
+                    let rtt = sent.elapsed();
+                    metrics.peer_rtt.get_or_create(&crate::admin::PeerLabels { cluster: target.cluster.clone(), class: target.class.clone() }).observe(rtt.as_secs_f64());
+                    if let Some(h) = health.get_mut(&target) {
+                        if h.answer() {
+                            publish(&health, &down, &metrics);
+                        }
+                    }
+                }
+            }
             _ = states.changed() => {
                 let wanted = states.borrow_and_update().as_deref().map(targets).unwrap_or_default();
                 health.retain(|t, _| wanted.contains(t));
@@ -110,19 +126,7 @@ pub async fn run(
                     publish(&health, &down, &metrics);
                 }
             }
-            received = socket.recv_from(&mut buf) => {
-                let Ok((n, _)) = received else { continue };
-                let Some(s) = parse_reply(&buf[..n]) else { continue };
-                if let Some((target, sent)) = pending.remove(&s) {
-                    let rtt = sent.elapsed();
-                    metrics.peer_rtt.get_or_create(&crate::admin::PeerLabels { cluster: target.cluster.clone(), class: target.class.clone() }).observe(rtt.as_secs_f64());
-                    if let Some(h) = health.get_mut(&target) {
-                        if h.answer() {
-                            publish(&health, &down, &metrics);
-                        }
-                    }
-                }
-            }
+
         }
     }
 }
