@@ -272,9 +272,13 @@ impl Loop {
         let mut warned = false;
         loop {
             let waiting = first && Instant::now() < deadline;
+            // A peer gateway going down or coming back changes the plan without any object
+            // changing: recompute from the same snapshots.
+            let mut health_changed = false;
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = self.sources.changed() => {}
+                _ = self.reconciler.health_changed() => health_changed = true,
                 _ = tokio::time::sleep_until(deadline), if waiting => {}
             }
             let snapshots = self.sources.snapshots();
@@ -299,10 +303,11 @@ impl Loop {
             }
             // Sources keep a snapshot's Arc when it did not change: the same Arcs as last time
             // mean the same catalog and hints, so nothing to recompute.
-            if self
-                .last
-                .as_ref()
-                .is_some_and(|last| same(last, &snapshots))
+            if !health_changed
+                && self
+                    .last
+                    .as_ref()
+                    .is_some_and(|last| same(last, &snapshots))
             {
                 continue;
             }
