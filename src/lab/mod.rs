@@ -232,22 +232,7 @@ impl Lab {
                     "via",
                     &format!("172.16.{i}.2"),
                 ])?;
-                for j in (1..=CLUSTERS).filter(|j| *j != i) {
-                    edge.ip(&[
-                        "route",
-                        "add",
-                        &format!("{}/32", addr::ingress(j)),
-                        "via",
-                        &addr::wan(j),
-                    ])?;
-                    edge.ip(&[
-                        "route",
-                        "add",
-                        &format!("172.16.{j}.0/29"),
-                        "via",
-                        &addr::wan(j),
-                    ])?;
-                }
+                wan_routes(&edge, i)?;
                 Some(edge)
             }
         };
@@ -464,7 +449,12 @@ impl Lab {
         let state = if up { "up" } else { "down" };
         let site = self.site(i);
         let ns = site.edge.as_ref().unwrap_or(&site.gw);
-        ns.ip(&["link", "set", "wan0", state]).map(drop)
+        ns.ip(&["link", "set", "wan0", state])?;
+        // The kernel dropped the routes through the link when it went down.
+        match (&site.edge, up) {
+            (Some(edge), true) => wan_routes(edge, i),
+            _ => Ok(()),
+        }
     }
 
     /// Asks cluster `i`'s gateway (from its client pod) for a name: `dig`'s answer section.
@@ -570,6 +560,19 @@ impl Lab {
         let bytes = |dir: &str| stats[dir]["bytes"].as_u64().unwrap_or(0);
         Ok(bytes("rx") + bytes("tx"))
     }
+}
+
+/// An SD-WAN edge's routes across the WAN to the other clusters' gateways.
+fn wan_routes(edge: &Netns, i: u8) -> Result<()> {
+    for j in (1..=CLUSTERS).filter(|j| *j != i) {
+        for destination in [
+            format!("{}/32", addr::ingress(j)),
+            format!("172.16.{j}.0/29"),
+        ] {
+            edge.ip(&["route", "replace", &destination, "via", &addr::wan(j)])?;
+        }
+    }
+    Ok(())
 }
 
 fn write_atomically(path: &Path, text: &str) -> Result<()> {
