@@ -3,13 +3,16 @@
 //! set up with `ip` and `wg`. Run it as root in a VM with the wireguard module (see
 //! bench/tunnel/run); without the module only the boringtun row is measured.
 //!
-//! Environment: MCWAN_BENCH_SECS (seconds per iperf3 run, default 10).
+//! Every path is measured in each of MCWAN_BENCH_ROUNDS rounds (default 3) and reported as its
+//! median; per-run results and TCP retransmits go to stderr.
+//!
+//! Environment: MCWAN_BENCH_SECS (seconds per iperf3 run, default 10), MCWAN_BENCH_ROUNDS.
 #![allow(clippy::unwrap_used)]
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use mcwan_tunnel::Backend;
@@ -34,7 +37,7 @@ fn iperf(client: &Netns, server: &Netns, streams: u32, secs: u64) -> f64 {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    wait_listening(server, 5201);
     let out = client.sh(&[
         "iperf3",
         "-c",
@@ -45,12 +48,43 @@ fn iperf(client: &Netns, server: &Netns, streams: u32, secs: u64) -> f64 {
         &streams.to_string(),
         "-J",
     ]);
-    let _ = srv.wait();
+    reap(&mut srv);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    v["end"]["sum_received"]["bits_per_second"]
+    let gbps = v["end"]["sum_received"]["bits_per_second"]
         .as_f64()
-        .unwrap()
-        / 1e9
+        .unwrap_or_else(|| panic!("iperf3 -P {streams}: {}", v["error"]))
+        / 1e9;
+    eprintln!(
+        "{streams} stream(s): {gbps:.3} Gbit/s, {} retransmits",
+        v["end"]["sum_sent"]["retransmits"]
+    );
+    gbps
+}
+
+/// Waits until a TCP socket listens on `port` in `ns` (starting iperf3 in a namespace can take
+/// well over a second in a busy VM).
+fn wait_listening(ns: &Netns, port: u16) {
+    let filter = format!("sport = :{port}");
+    for _ in 0..200 {
+        if !ns.sh(&["ss", "-Hltn", &filter]).trim().is_empty() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("nothing listens on port {port} in {}", ns.name);
+}
+
+/// Waits a little for the one-off iperf3 server to exit, then kills it: after a run through a
+/// slow tunnel the server sometimes misses the end of the test and would wait for minutes.
+fn reap(server: &mut Child) {
+    for _ in 0..50 {
+        if matches!(server.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = server.kill();
+    let _ = server.wait();
 }
 
 fn mcwan_pair(backend: Backend) -> (Gateway, Gateway) {
@@ -122,6 +156,43 @@ fn plain_pair() -> (Netns, Netns) {
     (a, b)
 }
 
+/// Two namespaces joined by one tunnel path, kept alive while it is measured.
+enum Pair {
+    Plain(Netns, Netns),
+    Mcwan(Box<(Gateway, Gateway)>),
+}
+
+impl Pair {
+    fn mcwan(backend: Backend) -> Self {
+        Pair::Mcwan(Box::new(mcwan_pair(backend)))
+    }
+
+    /// The client's and the server's namespace.
+    fn ends(&self) -> (&Netns, &Netns) {
+        match self {
+            Pair::Plain(a, b) => (a, b),
+            Pair::Mcwan(pair) => (&pair.0.ns, &pair.1.ns),
+        }
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list" || a == "--test") {
         return; // `cargo test --benches` probes; this is a benchmark only.
@@ -129,10 +200,8 @@ fn main() {
     if !support::can_run() {
         return;
     }
-    let secs: u64 = std::env::var("MCWAN_BENCH_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10);
+    let secs: u64 = env_or("MCWAN_BENCH_SECS", 10);
+    let rounds: usize = env_or("MCWAN_BENCH_ROUNDS", 3).max(1);
     let kernel = Command::new("ip")
         .args(["link", "add", "mcwbenchprobe", "type", "wireguard"])
         .status()
@@ -144,27 +213,30 @@ fn main() {
         eprintln!("no kernel WireGuard here: measuring boringtun only");
     }
 
-    let mut rows: Vec<(&str, f64, f64)> = Vec::new();
+    let mut paths: Vec<(&str, Pair)> = Vec::new();
     if kernel {
         let (a, b) = plain_pair();
-        rows.push((
-            "kernel WireGuard (wg/ip)",
-            iperf(&a, &b, 1, secs),
-            iperf(&a, &b, 4, secs),
-        ));
-        let (a, b) = mcwan_pair(Backend::Kernel);
-        rows.push((
-            "mcwan kernel backend",
-            iperf(&a.ns, &b.ns, 1, secs),
-            iperf(&a.ns, &b.ns, 4, secs),
-        ));
+        paths.push(("kernel WireGuard (wg/ip)", Pair::Plain(a, b)));
+        paths.push(("mcwan kernel backend", Pair::mcwan(Backend::Kernel)));
     }
-    let (a, b) = mcwan_pair(Backend::Userspace);
-    rows.push((
-        "mcwan boringtun backend",
-        iperf(&a.ns, &b.ns, 1, secs),
-        iperf(&a.ns, &b.ns, 4, secs),
-    ));
+    paths.push(("mcwan boringtun backend", Pair::mcwan(Backend::Userspace)));
+
+    // Rounds go over every path in turn, so that a slow phase of the (shared, emulated)
+    // machine hits all paths alike; each path's result is its median over the rounds.
+    let mut results = vec![(Vec::new(), Vec::new()); paths.len()];
+    for round in 1..=rounds {
+        for ((name, pair), (ones, fours)) in paths.iter().zip(&mut results) {
+            eprintln!("round {round}/{rounds}: {name}");
+            let (client, server) = pair.ends();
+            ones.push(iperf(client, server, 1, secs));
+            fours.push(iperf(client, server, 4, secs));
+        }
+    }
+    let rows: Vec<(&str, f64, f64)> = paths
+        .iter()
+        .zip(results)
+        .map(|((name, _), (ones, fours))| (*name, median(ones), median(fours)))
+        .collect();
 
     let base = rows.first().map(|r| (r.1, r.2));
     println!("| path | 1 stream Gbit/s | 4 streams Gbit/s | 1 stream vs kernel wg | 4 streams vs kernel wg |");

@@ -19,6 +19,8 @@ pub struct Link {
     pub name: String,
     pub alias: Option<String>,
     pub mtu: u32,
+    /// The length of the transmit queue (for a TUN device: packets waiting to be read).
+    pub tx_queue_len: u32,
     pub up: bool,
     /// `wireguard`, `tun`, ... (None for plain devices).
     pub kind: Option<String>,
@@ -32,6 +34,7 @@ impl Link {
             name: String::new(),
             alias: None,
             mtu: 0,
+            tx_queue_len: 0,
             up: message.header.flags.contains(LinkFlags::Up),
             kind: None,
         };
@@ -40,6 +43,7 @@ impl Link {
                 LinkAttribute::IfName(n) => link.name.clone_from(n),
                 LinkAttribute::IfAlias(a) if !a.is_empty() => link.alias = Some(a.clone()),
                 LinkAttribute::Mtu(m) => link.mtu = *m,
+                LinkAttribute::TxQueueLen(n) => link.tx_queue_len = *n,
                 LinkAttribute::LinkInfo(infos) => {
                     for info in infos {
                         if let LinkInfo::Kind(kind) = info {
@@ -59,13 +63,22 @@ pub fn add_wireguard(name: &str) -> RouteNetlinkMessage {
     RouteNetlinkMessage::NewLink(rtnetlink::LinkWireguard::new(name).build())
 }
 
-/// Sets MTU, alias and up on an existing link (`ip link set`).
-pub fn configure(index: u32, mtu: u32, alias: &str) -> RouteNetlinkMessage {
+/// Sets MTU, alias, up and, if given, the transmit queue length on an existing link
+/// (`ip link set`).
+pub fn configure(
+    index: u32,
+    mtu: u32,
+    tx_queue_len: Option<u32>,
+    alias: &str,
+) -> RouteNetlinkMessage {
     let mut message = LinkMessage::default();
     message.header.index = index;
     message.header.flags = LinkFlags::Up;
     message.header.change_mask = LinkFlags::Up;
     message.attributes.push(LinkAttribute::Mtu(mtu));
+    if let Some(len) = tx_queue_len {
+        message.attributes.push(LinkAttribute::TxQueueLen(len));
+    }
     message
         .attributes
         .push(LinkAttribute::IfAlias(alias.to_owned()));
@@ -174,12 +187,18 @@ impl Links {
             .map(drop)
     }
 
-    /// Sets MTU, alias and up.
-    pub async fn configure(&self, link: &Link, mtu: u32, alias: &str) -> Result<()> {
+    /// Sets MTU, alias, up and, if given, the transmit queue length.
+    pub async fn configure(
+        &self,
+        link: &Link,
+        mtu: u32,
+        tx_queue_len: Option<u32>,
+        alias: &str,
+    ) -> Result<()> {
         self.rtnl
             .execute(
                 &format!("interface {}", link.name),
-                configure(link.index, mtu, alias),
+                configure(link.index, mtu, tx_queue_len, alias),
                 NLM_F_ACK,
             )
             .await
@@ -276,7 +295,8 @@ mod tests {
 
     #[test]
     fn configure_sets_up_mtu_and_alias_by_index() {
-        let RouteNetlinkMessage::SetLink(m) = configure(7, 1420, "mcwan tunnel class=gold") else {
+        let RouteNetlinkMessage::SetLink(m) = configure(7, 1420, None, "mcwan tunnel class=gold")
+        else {
             panic!()
         };
         assert_eq!(m.header.index, 7);
@@ -286,6 +306,18 @@ mod tests {
         assert!(m
             .attributes
             .contains(&LinkAttribute::IfAlias("mcwan tunnel class=gold".into())));
+        assert!(!m
+            .attributes
+            .iter()
+            .any(|a| matches!(a, LinkAttribute::TxQueueLen(_))));
+    }
+
+    #[test]
+    fn configure_sets_the_transmit_queue_length_when_given() {
+        let RouteNetlinkMessage::SetLink(m) = configure(7, 1420, Some(2048), "a") else {
+            panic!()
+        };
+        assert!(m.attributes.contains(&LinkAttribute::TxQueueLen(2048)));
     }
 
     #[test]
@@ -296,6 +328,7 @@ mod tests {
         m.header.index = 3;
         m.attributes.push(LinkAttribute::IfAlias("x".into()));
         m.attributes.push(LinkAttribute::Mtu(1420));
+        m.attributes.push(LinkAttribute::TxQueueLen(500));
         let link = Link::from_message(&m).unwrap();
         assert_eq!(
             link,
@@ -304,6 +337,7 @@ mod tests {
                 name: "mcw-gold".into(),
                 alias: Some("x".into()),
                 mtu: 1420,
+                tx_queue_len: 500,
                 up: false,
                 kind: Some("wireguard".into()),
             }

@@ -201,9 +201,14 @@ impl Tunnels {
             ..TunnelChange::default()
         };
         let alias = owner::alias(&spec.class);
-        if link.mtu != u32::from(spec.mtu) || link.alias.as_deref() != Some(&alias) || !link.up {
+        let tx_queue_len = self.engine.tx_queue_len();
+        if link.mtu != u32::from(spec.mtu)
+            || link.alias.as_deref() != Some(&alias)
+            || !link.up
+            || tx_queue_len.is_some_and(|len| link.tx_queue_len != len)
+        {
             self.links
-                .configure(&link, u32::from(spec.mtu), &alias)
+                .configure(&link, u32::from(spec.mtu), tx_queue_len, &alias)
                 .await?;
             change.link = true;
         }
@@ -348,6 +353,7 @@ mod tests {
             name: "mcw-gold".into(),
             alias: None,
             mtu: 1420,
+            tx_queue_len: 1000,
             up: true,
             kind: None,
         };

@@ -105,6 +105,14 @@ impl Engine {
         }
     }
 
+    /// The transmit queue length the engine wants on its interfaces (None: the kernel's).
+    pub(crate) fn tx_queue_len(&self) -> Option<u32> {
+        match self {
+            Engine::Kernel(_) => None,
+            Engine::Userspace(_) => Some(userspace::TUN_QUEUE_LEN),
+        }
+    }
+
     pub(crate) async fn read(&self, ifname: &str) -> Result<DeviceState> {
         match self {
             Engine::Kernel(k) => k.read(ifname).await,

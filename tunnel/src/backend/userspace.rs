@@ -1,10 +1,20 @@
-//! boringtun in this process: one device per tunnel on a multi-queue TUN interface, with
-//! boringtun's own worker threads and UAPI socket (`/var/run/wireguard/<ifname>.sock`, which
+//! boringtun in this process: one device per tunnel on a TUN interface, with boringtun's own
+//! worker thread and UAPI socket (`/var/run/wireguard/<ifname>.sock`, which
 //! `wg show` reads and through which we configure it).
 //!
 //! We use boringtun's `device` feature rather than driving its `noise` state machine ourselves:
-//! it already has the multi-queue TUN and per-peer connected UDP sockets that make it fast, the
-//! timers, roaming and the standard UAPI, and it keeps all `unsafe` inside boringtun.
+//! it already has the TUN and UDP handling, the timers, roaming and the standard UAPI, and it
+//! keeps all `unsafe` inside boringtun.
+//!
+//! Each device runs one worker thread. With more, a TCP flow's packets are encrypted by
+//! several threads at once and leave out of order: the multi-queue TUN steers a flow to the
+//! queue that last carried its replies, and boringtun writes replies to whichever worker's
+//! queue received them, so the flow hops between queues. The receiver's TCP takes the
+//! reordering for loss and backs off; in the benchmark VM two workers reached less than half
+//! the throughput of one, four a third (see docs/benchmarks.md). A single flow never runs on more than one
+//! thread anyway: a peer's state is behind one lock and the listening socket is read by one
+//! worker at a time. The TUN queue gets [`TUN_QUEUE_LEN`] packets instead of the kernel's 500,
+//! so that a burst from the kernel waits for the worker instead of being dropped.
 //!
 //! Per-peer connected UDP sockets are off: a connected socket keeps the local address chosen
 //! when it connected, so after this gateway's WAN address changes the peer would stay
@@ -27,6 +37,12 @@ use boringtun::device::{DeviceConfig, DeviceHandle};
 use crate::error::{Error, Result};
 use crate::link::{Link, Links};
 use crate::wg::{uapi, DeviceState, DeviceUpdate};
+
+/// The transmit queue length of our TUN interfaces: packets the kernel may queue for the worker.
+pub(crate) const TUN_QUEUE_LEN: u32 = 2048;
+
+/// Worker threads per device (see the module documentation for why one).
+const THREADS: usize = 1;
 
 /// How long a new device may take to bring up its UAPI socket, and an old one to disappear.
 const SETTLE: Duration = Duration::from_secs(5);
@@ -52,19 +68,11 @@ impl Drop for Running {
 #[derive(Debug, Default)]
 pub struct Userspace {
     devices: BTreeMap<String, Running>,
-    threads: usize,
 }
 
 impl Userspace {
     pub fn new() -> Self {
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
-            .clamp(2, 4);
-        Userspace {
-            devices: BTreeMap::new(),
-            threads,
-        }
+        Userspace::default()
     }
 
     pub fn holds(&self, ifname: &str) -> bool {
@@ -76,9 +84,9 @@ impl Userspace {
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
         let name = ifname.to_owned();
         let config = DeviceConfig {
-            n_threads: self.threads,
+            n_threads: THREADS,
             use_connected_socket: false,
-            use_multi_queue: true,
+            use_multi_queue: false,
             uapi_fd: -1,
         };
         let fail = |message: String| Error::Userspace {
@@ -117,7 +125,7 @@ impl Userspace {
             },
         );
         wait_for(|| uapi::socket_path(ifname).exists()).await;
-        tracing::info!(ifname, threads = self.threads, "boringtun device started");
+        tracing::info!(ifname, "boringtun device started");
         Ok(())
     }
 

@@ -131,6 +131,12 @@ pub fn run(backend: Backend) {
     assert!(shown.contains("192.0.2.2:51820"), "{shown}");
     assert!(shown.contains("transfer"), "{shown}");
 
+    // boringtun's TUN queue is lengthened; the kernel's WireGuard interface keeps its own.
+    if backend == Backend::Userspace {
+        let link = a.ns.sh(&["ip", "link", "show", &a.ifname(0)]);
+        assert!(link.contains("qlen 2048"), "{link}");
+    }
+
     // status() names the peer and counts traffic.
     let status = a.status();
     assert_eq!(status.len(), 2, "{status:?}");
