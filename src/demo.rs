@@ -3,7 +3,9 @@
 //!
 //! The lab needs root, IPVS, WireGuard and network namespaces. Where this kernel cannot give
 //! them (no IPVS module, not root), the demo boots a small VM with virtme-ng and the distribution
-//! kernel in /boot, as the test tier does, runs itself inside it and says so.
+//! kernel in /boot, as the test tier does, runs itself inside it and says so. The VM runs under
+//! software emulation unless `MCWAN_VM_KVM` is set and /dev/kvm opens (nested KVM does not boot
+//! on every host, so it is opt-in).
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
