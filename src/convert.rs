@@ -252,7 +252,7 @@ pub fn service_export(
 }
 
 /// Parses `cluster-1=1, cluster-3=2`: cluster IDs with their priorities, lower preferred.
-fn cluster_priority(value: &str) -> Result<BTreeMap<ClusterId, u32>, String> {
+pub fn cluster_priority(value: &str) -> Result<BTreeMap<ClusterId, u32>, String> {
     let mut out = BTreeMap::new();
     for item in value.split(',').map(str::trim).filter(|i| !i.is_empty()) {
         let Some((cluster, priority)) = item.split_once('=') else {

@@ -162,7 +162,18 @@ pub struct ServiceExport {
 /// Which clusters an importing gateway prefers for a ClusterSetIP service
 /// (`mcw.l7mp.io/affinity`).
 #[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Affinity {

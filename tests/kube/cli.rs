@@ -27,6 +27,47 @@ async fn export_creates_the_service_export_and_refuses_what_does_not_exist() {
         "gold"
     );
 
+    // Placement: the annotations, and a ranking that cannot be read refused before anything.
+    let (ok, _, err) = mcwan(
+        &kubeconfig,
+        &[
+            "export",
+            "cart/shop",
+            "--wan-policy",
+            "gold",
+            "--affinity",
+            "local",
+            "--cluster-priority",
+            "cluster-1=1,cluster-2=2",
+        ],
+    );
+    assert!(ok, "{err}");
+    let export = cs
+        .sim(0)
+        .get_json(MCS, "serviceexports", Some("shop"), "cart")
+        .unwrap();
+    let annotations = &export["metadata"]["annotations"];
+    assert_eq!(annotations["mcw.l7mp.io/affinity"], "local");
+    assert_eq!(
+        annotations["mcw.l7mp.io/cluster-priority"],
+        "cluster-1=1,cluster-2=2"
+    );
+    assert_eq!(annotations["mcw.l7mp.io/mc-wan-policy"], "gold");
+    let (ok, _, err) = mcwan(
+        &kubeconfig,
+        &[
+            "export",
+            "cart/shop",
+            "--cluster-priority",
+            "cluster-1=first",
+        ],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("--cluster-priority: priority \"first\" of cluster-1"),
+        "{err}"
+    );
+
     let (ok, _, err) = mcwan(
         &kubeconfig,
         &["export", "cart/shop", "--wan-policy", "platinum"],

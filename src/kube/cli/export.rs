@@ -1,4 +1,5 @@
-//! `mcwan export SERVICE/NAMESPACE [--wan-policy NAME]` and `mcwan unexport SERVICE/NAMESPACE`.
+//! `mcwan export SERVICE/NAMESPACE [--wan-policy NAME] [--affinity A] [--cluster-priority P]`
+//! and `mcwan unexport SERVICE/NAMESPACE`.
 
 use std::process::ExitCode;
 
@@ -8,8 +9,9 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::json;
 
 use super::{block_on, parse_target};
-use crate::crd::{self, WAN_POLICY_ANNOTATION};
+use crate::crd::{self, AFFINITY_ANNOTATION, CLUSTER_PRIORITY_ANNOTATION, WAN_POLICY_ANNOTATION};
 use crate::kube::{local_client, CLI_FIELD_MANAGER};
+use crate::model::Affinity;
 
 #[derive(Debug, Args)]
 pub struct ExportCmd {
@@ -19,6 +21,13 @@ pub struct ExportCmd {
     /// without it the gateway's default policy applies.
     #[arg(long)]
     pub wan_policy: Option<String>,
+    /// Which clusters importers prefer (the mcw.l7mp.io/affinity annotation).
+    #[arg(long, value_enum)]
+    pub affinity: Option<Affinity>,
+    /// The exporting clusters' ranking, lower first: `cluster-1=1,cluster-3=2` (the
+    /// mcw.l7mp.io/cluster-priority annotation).
+    #[arg(long)]
+    pub cluster_priority: Option<String>,
     /// The kubeconfig context (default: the current context).
     #[arg(long, env = "MCWAN_KUBE_CONTEXT")]
     pub context: Option<String>,
@@ -37,6 +46,10 @@ pub struct UnexportCmd {
 pub fn export(cmd: ExportCmd) -> anyhow::Result<ExitCode> {
     block_on(async move {
         let key = parse_target(&cmd.service)?;
+        if let Some(ranking) = &cmd.cluster_priority {
+            crate::convert::cluster_priority(ranking)
+                .map_err(|why| anyhow::anyhow!("--cluster-priority: {why}"))?;
+        }
         let client = local_client(cmd.context.as_deref()).await?;
         let services: Api<Service> = Api::namespaced(client.clone(), &key.namespace);
         if services.get_opt(&key.name).await?.is_none() {
@@ -62,9 +75,19 @@ pub fn export(cmd: ExportCmd) -> anyhow::Result<ExitCode> {
                 );
             }
         }
-        let mut metadata = json!({"name": key.name, "namespace": key.namespace});
+        let mut annotations = serde_json::Map::new();
         if let Some(policy) = &cmd.wan_policy {
-            metadata["annotations"] = json!({WAN_POLICY_ANNOTATION: policy});
+            annotations.insert(WAN_POLICY_ANNOTATION.into(), json!(policy));
+        }
+        if let Some(affinity) = cmd.affinity {
+            annotations.insert(AFFINITY_ANNOTATION.into(), json!(affinity.to_string()));
+        }
+        if let Some(ranking) = &cmd.cluster_priority {
+            annotations.insert(CLUSTER_PRIORITY_ANNOTATION.into(), json!(ranking));
+        }
+        let mut metadata = json!({"name": key.name, "namespace": key.namespace});
+        if !annotations.is_empty() {
+            metadata["annotations"] = serde_json::Value::Object(annotations);
         }
         let body = json!({
             "apiVersion": "multicluster.x-k8s.io/v1alpha1",
