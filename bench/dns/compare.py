@@ -7,10 +7,10 @@ SAMPLES: lines "name type". Records are compared as sets of normalized text (own
 type, data; lower-cased). The additional section is compared too (OPT left out); a difference
 there is printed as a note, not a failure. Exit 1 on any rcode or answer difference.
 """
-import os
-import signal
 import subprocess
 import sys
+
+import cli  # bench/dns/cli.py
 
 
 def ask(port, name, qtype):
@@ -66,8 +66,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except KeyboardInterrupt:  # die of SIGINT, so that the calling shell sees Ctrl-C
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGINT)
+    cli.run(main)

@@ -11,7 +11,8 @@ clusters. cluster-2 only has the namespaces (and the policy): it imports everyth
 """
 import argparse
 import os
-import signal
+
+import cli  # bench/dns/cli.py
 
 
 def main():
@@ -80,8 +81,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except KeyboardInterrupt:  # die of SIGINT, so that the calling shell sees Ctrl-C
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGINT)
+    cli.run(main)

@@ -16,9 +16,9 @@ Also writes DIR/samples.txt: SAMPLES queries of each kind for the dig comparison
 import argparse
 import ipaddress
 import json
-import os
 import random
-import signal
+
+import cli  # bench/dns/cli.py
 
 ORIGIN = "clusterset.local."
 
@@ -123,8 +123,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except KeyboardInterrupt:  # die of SIGINT, so that the calling shell sees Ctrl-C
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGINT)
+    cli.run(main)

@@ -7,11 +7,12 @@ Exits 0 when it does, 1 after LIMIT_S seconds or when process PID is gone.
 """
 import os
 import random
-import signal
 import socket
 import struct
 import sys
 import time
+
+import cli  # bench/dns/cli.py
 
 
 def query(qid, name):
@@ -69,8 +70,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except KeyboardInterrupt:  # die of SIGINT, so that the calling shell sees Ctrl-C
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGINT)
+    cli.run(main)

@@ -12,14 +12,14 @@ NEW_NAME resolves, plus 1 s (at most 60 s in all). Prints one JSON line:
   max_latency_s the slowest STEADY_NAME answer
 """
 import json
-import os
 import select
-import signal
 import socket
 import struct
 import subprocess
 import sys
 import time
+
+import cli  # bench/dns/cli.py
 
 INTERVAL = 0.005
 TIMEOUT = 2.0
@@ -94,8 +94,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except KeyboardInterrupt:  # die of SIGINT, so that the calling shell sees Ctrl-C
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGINT)
+    cli.run(main)

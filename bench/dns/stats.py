@@ -14,10 +14,11 @@ import json
 import os
 import re
 import resource
-import signal
 import subprocess
 import sys
 import time
+
+import cli  # bench/dns/cli.py
 
 HZ = os.sysconf("SC_CLK_TCK")
 
@@ -229,8 +230,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except KeyboardInterrupt:  # die of SIGINT, so that the calling shell sees Ctrl-C
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGINT)
+    cli.run(main)
