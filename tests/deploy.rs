@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use mcwan::lab::netns::Netns;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -883,27 +884,15 @@ fn coredns_snippet_and_patch_agree() {
 // ---------------------------------------------------------------------------------------------
 // The scripts in the workloads, run for real in a network namespace (root).
 
-struct Netns(String);
-
-impl Netns {
-    fn new(name: &str) -> Self {
-        let _ = Command::new("ip")
-            .args(["netns", "del", name])
-            .stderr(Stdio::null())
-            .status();
-        run(Command::new("ip").args(["netns", "add", name]));
-        Netns(name.to_owned())
-    }
-    fn sh(&self, script: &str) -> String {
-        let out = run(Command::new("ip").args(["netns", "exec", &self.0, "sh", "-c", script]));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
+/// Runs a `sh` script inside a namespace, failing the test if it fails.
+fn sh(ns: &Netns, script: &str) -> String {
+    ns.exec("sh", &["-c", script])
+        .unwrap_or_else(|e| panic!("{e:#}"))
 }
 
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
+/// A fresh namespace for a test.
+fn netns(name: &str) -> Netns {
+    Netns::new(name).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 fn container_script(docs: &[Value], daemonset: &str, init: bool) -> String {
@@ -918,14 +907,15 @@ fn container_script(docs: &[Value], daemonset: &str, init: bool) -> String {
 fn route_agent_routes_the_vip_range_to_the_gateway_node() {
     let docs = kustomize(&repo().join("deploy/overlays/sdwan"));
     let script = container_script(&docs, "mcwan-route-agent", false);
-    let ns = Netns::new("mcwan-deploy-route");
-    ns.sh(
+    let ns = netns("mcwan-deploy-route");
+    sh(
+        &ns,
         "ip link add n0 type veth peer name n1 && ip addr add 198.51.100.2/24 dev n0 \
            && ip link set n0 up && ip link set n1 up",
     );
     let spawn = |gateway: &str| {
         Command::new("ip")
-            .args(["netns", "exec", &ns.0, "sh", "-c", &script])
+            .args(["netns", "exec", &ns.name, "sh", "-c", &script])
             .env("MCWAN_VIP_CIDR", "241.64.0.0/16")
             .env("MCWAN_GATEWAY_NODE_IP", gateway)
             .env("MCWAN_ROUTE_INTERVAL", "0.2")
@@ -937,7 +927,7 @@ fn route_agent_routes_the_vip_range_to_the_gateway_node() {
     let wait_route = |want: &str| {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let route = ns.sh("ip route show 241.64.0.0/16");
+            let route = sh(&ns, "ip route show 241.64.0.0/16");
             if route.contains(want) {
                 return route;
             }
@@ -949,7 +939,7 @@ fn route_agent_routes_the_vip_range_to_the_gateway_node() {
     let route = wait_route("via 198.51.100.1");
     assert!(route.contains("proto 161"), "{route}");
     // Removed by someone else: put back on the next round.
-    ns.sh("ip route del 241.64.0.0/16");
+    sh(&ns, "ip route del 241.64.0.0/16");
     wait_route("via 198.51.100.1");
     // Stopping leaves the route (pods keep reaching the VIPs during an update) and exits 0.
     run(Command::new("kill").args(["-TERM", &agent.id().to_string()]));
@@ -976,10 +966,10 @@ fn route_agent_routes_the_vip_range_to_the_gateway_node() {
 fn sysctl_init_container_sets_forwarding() {
     let docs = kustomize(&repo().join("deploy/overlays/wireguard"));
     let script = container_script(&docs, "mcwan-gateway", true);
-    let ns = Netns::new("mcwan-deploy-sysctl");
-    assert_eq!(ns.sh("cat /proc/sys/net/ipv4/ip_forward").trim(), "0");
-    let out = run(Command::new("ip").args(["netns", "exec", &ns.0, "sh", "-c", &script]));
-    assert_eq!(ns.sh("cat /proc/sys/net/ipv4/ip_forward").trim(), "1");
+    let ns = netns("mcwan-deploy-sysctl");
+    assert_eq!(sh(&ns, "cat /proc/sys/net/ipv4/ip_forward").trim(), "0");
+    let out = run(Command::new("ip").args(["netns", "exec", &ns.name, "sh", "-c", &script]));
+    assert_eq!(sh(&ns, "cat /proc/sys/net/ipv4/ip_forward").trim(), "1");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("mcwan-sysctls: net/ipv4/ip_forward = 1"),
@@ -987,7 +977,7 @@ fn sysctl_init_container_sets_forwarding() {
     );
     // Where IPVS exists, its settings are set too; where not, that is said, not fatal.
     if Path::new("/proc/sys/net/ipv4/vs/conntrack").exists() {
-        assert_eq!(ns.sh("cat /proc/sys/net/ipv4/vs/conntrack").trim(), "1");
+        assert_eq!(sh(&ns, "cat /proc/sys/net/ipv4/vs/conntrack").trim(), "1");
     } else {
         assert!(String::from_utf8_lossy(&out.stderr).contains("cannot set net/ipv4/vs/conntrack"));
     }

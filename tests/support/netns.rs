@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 /// Runs a shell command, failing the test with its output if it fails.
@@ -21,33 +21,28 @@ pub fn sh(cmd: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A network namespace, deleted (with everything in it) on drop.
+/// A network namespace (mcwan's lab namespace: leftovers replaced, `lo` up, deleted with
+/// everything in it on drop), with helpers that fail the test instead of returning errors.
 #[derive(Debug)]
-pub struct Netns {
-    pub name: String,
+pub struct Netns(mcwan::lab::netns::Netns);
+
+impl std::ops::Deref for Netns {
+    type Target = mcwan::lab::netns::Netns;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl Netns {
     pub fn new(name: &str) -> Self {
-        let _ = Command::new("ip")
-            .args(["netns", "del", name])
-            .stderr(Stdio::null())
-            .status();
-        sh(&format!(
-            "ip netns add {name} && ip -n {name} link set lo up"
-        ));
-        Self {
-            name: name.to_owned(),
-        }
+        Self(mcwan::lab::netns::Netns::new(name).unwrap_or_else(|e| panic!("{e:#}")))
     }
 
     /// Runs a shell command inside the namespace.
     pub fn sh(&self, cmd: &str) -> String {
-        sh(&format!(
-            "ip netns exec {} bash -c '{}'",
-            self.name,
-            cmd.replace('\'', "'\\''")
-        ))
+        self.0
+            .exec("bash", &["-c", cmd])
+            .unwrap_or_else(|e| panic!("{e:#}"))
     }
 
     /// Starts a long-running process inside the namespace; killed on drop of the guard. Its
@@ -63,18 +58,11 @@ impl Netns {
             None => tempfile::NamedTempFile::new(),
         }
         .expect("log file");
-        let out = std::fs::OpenOptions::new()
-            .append(true)
-            .open(log.path())
-            .expect("log file");
-        let err = out.try_clone().expect("log file");
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.name, program])
-            .args(args)
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("spawn in netns");
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        let child = self
+            .0
+            .spawn(std::path::Path::new(program), &args, &[], log.path())
+            .unwrap_or_else(|e| panic!("{e:#}"));
         Proc {
             child: Some(child),
             log,
@@ -84,42 +72,14 @@ impl Netns {
     /// Runs `f` on a thread that entered the namespace: sockets it opens belong there and keep
     /// working from any thread afterwards.
     pub fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let path = format!("/var/run/netns/{}", self.name);
-        std::thread::spawn(move || {
-            let file = std::fs::File::open(&path).expect("netns file");
-            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-            f()
-        })
-        .join()
-        .expect("netns thread")
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "pids", &self.name])
-            .output()
-            .map(|o| {
-                for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
-                    let _ = Command::new("kill").args(["-9", pid]).status();
-                }
-            });
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
+        self.0.enter(f).unwrap_or_else(|e| panic!("{e:#}"))
     }
 }
 
 /// Joins two namespaces with a veth pair and addresses (`a_addr`, `b_addr` with prefix).
 pub fn link(a: &Netns, a_if: &str, a_addr: &str, b: &Netns, b_if: &str, b_addr: &str) {
-    sh(&format!(
-        "ip link add {a_if} netns {an} type veth peer name {b_if} netns {bn} && \
-         ip -n {an} addr add {a_addr} dev {a_if} && ip -n {an} link set {a_if} up && \
-         ip -n {bn} addr add {b_addr} dev {b_if} && ip -n {bn} link set {b_if} up",
-        an = a.name,
-        bn = b.name
-    ));
+    mcwan::lab::netns::veth(a, a_if, Some(a_addr), b, b_if, Some(b_addr))
+        .unwrap_or_else(|e| panic!("{e:#}"));
 }
 
 /// A child process killed on drop.
