@@ -38,6 +38,7 @@ fn iperf(client: &Netns, server: &Netns, streams: u32, secs: u64) -> f64 {
         .spawn()
         .unwrap();
     wait_listening(server, 5201);
+    let before = Cpu::sample();
     let out = client.sh(&[
         "iperf3",
         "-c",
@@ -48,6 +49,7 @@ fn iperf(client: &Netns, server: &Netns, streams: u32, secs: u64) -> f64 {
         &streams.to_string(),
         "-J",
     ]);
+    let cpu = Cpu::sample().since(&before);
     reap(&mut srv);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let gbps = v["end"]["sum_received"]["bits_per_second"]
@@ -55,10 +57,89 @@ fn iperf(client: &Netns, server: &Netns, streams: u32, secs: u64) -> f64 {
         .unwrap_or_else(|| panic!("iperf3 -P {streams}: {}", v["error"]))
         / 1e9;
     eprintln!(
-        "{streams} stream(s): {gbps:.3} Gbit/s, {} retransmits",
+        "{streams} stream(s): {gbps:.3} Gbit/s, {} retransmits; {cpu}",
         v["end"]["sum_sent"]["retransmits"]
     );
     gbps
+}
+
+/// CPU time: the machine's busy and total jiffies (/proc/stat) and this process's threads by
+/// name (the userspace device's `wg-tx`, `wg-rx`, ... threads), to tell a saturated device
+/// thread from a saturated machine.
+struct Cpu {
+    busy: u64,
+    total: u64,
+    threads: std::collections::BTreeMap<String, u64>,
+}
+
+impl Cpu {
+    fn sample() -> Self {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let fields: Vec<u64> = stat
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        let total: u64 = fields.iter().sum();
+        let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
+        let mut threads = std::collections::BTreeMap::new();
+        for task in std::fs::read_dir("/proc/self/task")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+                continue;
+            };
+            // "tid (comm) state ..." with utime and stime the 14th and 15th fields.
+            let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+                continue;
+            };
+            let name = stat[open + 1..close].to_owned();
+            let rest: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+            let ticks: u64 = rest.get(11).and_then(|u| u.parse().ok()).unwrap_or(0)
+                + rest.get(12).and_then(|s| s.parse().ok()).unwrap_or(0);
+            *threads.entry(name).or_default() += ticks;
+        }
+        Cpu {
+            busy: total - idle,
+            total,
+            threads,
+        }
+    }
+
+    fn since(&self, before: &Cpu) -> Cpu {
+        Cpu {
+            busy: self.busy.saturating_sub(before.busy),
+            total: self.total.saturating_sub(before.total),
+            threads: self
+                .threads
+                .iter()
+                .map(|(name, t)| {
+                    (
+                        name.clone(),
+                        t.saturating_sub(before.threads.get(name).copied().unwrap_or(0)),
+                    )
+                })
+                .filter(|(name, t)| *t > 0 && name.starts_with("wg-"))
+                .collect(),
+        }
+    }
+}
+
+impl std::fmt::Display for Cpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Jiffies are 1/100 s on the kernels this runs on.
+        let machine = 100 * self.busy / self.total.max(1);
+        write!(f, "machine {machine}% busy")?;
+        for (name, ticks) in &self.threads {
+            write!(f, ", {name} {:.1} s", *ticks as f64 / 100.0)?;
+        }
+        Ok(())
+    }
 }
 
 /// Waits until a TCP socket listens on `port` in `ns` (starting iperf3 in a namespace can take

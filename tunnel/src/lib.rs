@@ -8,7 +8,8 @@
 //!                                   │        inner address)
 //!                                   ├─ wg::diff(read device, spec) ─▶ DeviceUpdate
 //!                                   │       ├─ Kernel:    wg::genl  ─▶ WG_CMD_SET_DEVICE
-//!                                   │       └─ Userspace: wg::uapi  ─▶ boringtun UAPI socket
+//!                                   │       └─ Userspace: SetRequest ─▶ our device (boringtun
+//!                                   │                    noise; TUN + UDP; UAPI socket)
 //!                                   └─ TunnelReport        (`wg show` reads both)
 //!
 //!  HandoffSpec[] ─▶ Handoff::apply ─┬─ route: default route per class table (proto 161)
@@ -22,22 +23,22 @@
 //! [`wg::genl`] and [`wg::uapi`] message building and parsing, [`link`], [`route::builder`],
 //! [`handoff::rule`] and [`handoff::nft`] builders, and the route/rule plans. The I/O is one
 //! thin function per channel: `netlink::Rtnl::execute`, `wg::genl::Client`,
-//! `wg::uapi::Client`, `handoff::nft::run`.
+//! `wg::uapi::Client`, `handoff::nft::run`; the userspace device is its own module
+//! ([`backend::userspace`]).
 //!
 //! **Ownership** ([`owner`]): interfaces carry the ifalias `mcwan tunnel class=<class>`; routes
 //! and rules carry protocol [`RTPROT_MCWAN`] (161); nftables state lives in the hand-off
 //! chains of table `inet mcwan`. Nothing else is read for removal or ever modified.
 //!
 //! **Backends** ([`Backend`]): kernel WireGuard when the `wireguard` genl family exists (or
-//! can be loaded), else boringtun's userspace device in this process on a TUN interface. The
-//! kernel updates peers in place; boringtun 0.7 cannot, so an updated peer is removed and
-//! re-added in one UAPI transaction (its session re-handshakes, the interface and TCP
-//! connections stay). Our own key rotation only sets the private key on both.
+//! can be loaded), else mcwan's userspace device in this process on a TUN interface (boringtun's
+//! noise protocol, our packet loops, the standard UAPI socket). Both update peers in place;
+//! our own key rotation only sets the private key.
 //!
 //! **Namespaces**: every actuator works in the network namespace of the thread that created
-//! it (netlink sockets, TUN devices and boringtun's threads are bound there).
+//! it (netlink sockets, TUN devices and the userspace device's threads are bound there).
 //!
-//! This crate has no `unsafe` code: boringtun's device keeps its own.
+//! This crate has no `unsafe` code: boringtun, tun-rs, nix and socket2 keep theirs.
 
 pub mod backend;
 pub mod error;

@@ -1,6 +1,6 @@
 //! The two WireGuard engines behind [`Tunnels`](crate::Tunnels): the kernel module, driven over
-//! generic netlink, and boringtun in this process, driven over its UAPI socket. Both read and
-//! write the same [`DeviceState`]/[`DeviceUpdate`] model.
+//! generic netlink, and mcwan's userspace device (boringtun's noise protocol) in this process.
+//! Both read and write the same [`DeviceState`]/[`DeviceUpdate`] model.
 
 pub mod kernel;
 pub mod userspace;
@@ -116,14 +116,14 @@ impl Engine {
     pub(crate) async fn read(&self, ifname: &str) -> Result<DeviceState> {
         match self {
             Engine::Kernel(k) => k.read(ifname).await,
-            Engine::Userspace(_) => userspace::Userspace::read(ifname).await,
+            Engine::Userspace(u) => u.read(ifname),
         }
     }
 
     pub(crate) async fn write(&self, ifname: &str, update: &DeviceUpdate) -> Result<()> {
         match self {
             Engine::Kernel(k) => k.write(ifname, update).await,
-            Engine::Userspace(_) => userspace::Userspace::write(ifname, update).await,
+            Engine::Userspace(u) => u.write(ifname, update),
         }
     }
 }

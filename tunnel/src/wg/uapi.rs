@@ -1,13 +1,11 @@
 //! The cross-platform userspace API (UAPI) of WireGuard: line-oriented `key=value` text over the
-//! Unix socket `/var/run/wireguard/<ifname>.sock`, which boringtun serves and `wg` reads.
+//! Unix socket `/var/run/wireguard/<ifname>.sock`, which mcwan's userspace device serves (for
+//! `wg show` and `wg set`) and which any userspace WireGuard implementation answers.
 //!
-//! [`encode_set`] and [`parse_get`] are pure; [`Client`] does the socket I/O.
-//!
-//! boringtun 0.7 cannot modify an existing peer (it refuses with a panic in its worker), so an
-//! [`PeerChange::Update`] is encoded as a removal and a re-addition of the same key (see
-//! [`encode_set`]): the interface and its routes stay, the peer re-handshakes (one round trip),
-//! and TCP connections through it carry on.
+//! The encoders and parsers are pure: [`encode_set`] and [`parse_get`] for the client side,
+//! [`parse_set`] and [`encode_get`] for the serving side. [`Client`] does the socket I/O.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -21,34 +19,20 @@ use super::{DeviceState, DeviceUpdate, PeerChange, PeerConfig, PeerState};
 use crate::error::{Error, Result};
 use crate::key::Key;
 
+/// The directory of UAPI sockets (shared by every WireGuard implementation on the host).
+pub const SOCKET_DIR: &str = "/var/run/wireguard";
+
 /// Where the UAPI socket of `ifname` lives.
 pub fn socket_path(ifname: &str) -> PathBuf {
-    PathBuf::from(format!("/var/run/wireguard/{ifname}.sock"))
+    PathBuf::from(format!("{SOCKET_DIR}/{ifname}.sock"))
 }
 
-/// The `set=1` transactions for `update`, each ending with its blank line.
-///
-/// boringtun 0.7 keeps a peer section's flags (`remove`, `endpoint`, ...) for the sections
-/// after it in the same transaction, so: updated peers are removed in a first transaction;
-/// the second sets the device fields, then adds peers each with every field spelled out, then
-/// removes the peers that go (last, as nothing follows them).
-pub fn encode_set(update: &DeviceUpdate) -> Vec<String> {
-    let mut out = Vec::new();
-    let updated: Vec<&PeerConfig> = update
-        .peers
-        .iter()
-        .filter_map(|c| match c {
-            PeerChange::Update(p) => Some(p),
-            _ => None,
-        })
-        .collect();
-    if !updated.is_empty() {
-        let mut tx = String::from("set=1\n");
-        for peer in &updated {
-            let _ = writeln!(tx, "public_key={}\nremove=true", peer.public_key.to_hex());
-        }
-        tx.push('\n');
-        out.push(tx);
+/// The `set=1` transaction for `update`, ending with its blank line (none when the update is
+/// empty). An updated peer is written in full with `replace_allowed_ips`, so it is changed in
+/// place; removals come last.
+pub fn encode_set(update: &DeviceUpdate) -> Option<String> {
+    if update.is_empty() {
+        return None;
     }
     let mut tx = String::from("set=1\n");
     if let Some(key) = &update.private_key {
@@ -70,10 +54,201 @@ pub fn encode_set(update: &DeviceUpdate) -> Vec<String> {
             let _ = writeln!(tx, "public_key={}\nremove=true", key.to_hex());
         }
     }
-    if tx != "set=1\n" {
-        tx.push('\n');
-        out.push(tx);
+    tx.push('\n');
+    Some(tx)
+}
+
+/// One `set=1` transaction as the standard defines it: device fields, then peer sections each
+/// opened by `public_key=`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SetRequest {
+    /// `Some(None)`: the all-zero key, which removes ours.
+    pub private_key: Option<Option<Key>>,
+    pub listen_port: Option<u16>,
+    /// `Some(0)` removes the mark.
+    pub fwmark: Option<u32>,
+    /// Remove every peer before applying the sections below.
+    pub replace_peers: bool,
+    pub peers: Vec<PeerSet>,
+}
+
+/// One peer section of a [`SetRequest`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerSet {
+    pub public_key: Key,
+    pub remove: bool,
+    /// Only change the peer if it exists; never create it.
+    pub update_only: bool,
+    /// `Some(None)`: the all-zero key, which removes the preshared key.
+    pub preshared_key: Option<Option<Key>>,
+    pub endpoint: Option<SocketAddr>,
+    /// Seconds; `Some(0)` turns persistent keepalive off.
+    pub keepalive: Option<u16>,
+    /// Drop the peer's allowed IPs before adding `allowed_ips`.
+    pub replace_allowed_ips: bool,
+    pub allowed_ips: Vec<IpNet>,
+}
+
+impl PeerSet {
+    fn new(public_key: Key) -> Self {
+        PeerSet {
+            public_key,
+            remove: false,
+            update_only: false,
+            preshared_key: None,
+            endpoint: None,
+            keepalive: None,
+            replace_allowed_ips: false,
+            allowed_ips: Vec::new(),
+        }
     }
+}
+
+impl From<&DeviceUpdate> for SetRequest {
+    /// The request [`encode_set`] writes for `update`.
+    fn from(update: &DeviceUpdate) -> Self {
+        let mut request = SetRequest {
+            private_key: update.private_key.clone().map(Some),
+            listen_port: update.listen_port,
+            fwmark: update.fwmark,
+            replace_peers: false,
+            peers: Vec::new(),
+        };
+        for change in &update.peers {
+            if let PeerChange::Add(peer) | PeerChange::Update(peer) = change {
+                request.peers.push(PeerSet {
+                    endpoint: Some(peer.endpoint),
+                    keepalive: Some(peer.keepalive),
+                    replace_allowed_ips: true,
+                    allowed_ips: peer.allowed_ips.clone(),
+                    ..PeerSet::new(peer.public_key.clone())
+                });
+            }
+        }
+        for change in &update.peers {
+            if let PeerChange::Remove(key) = change {
+                request.peers.push(PeerSet {
+                    remove: true,
+                    ..PeerSet::new(key.clone())
+                });
+            }
+        }
+        request
+    }
+}
+
+/// Why a `set=1` transaction was refused: the offending line, answered as `errno=22`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetError {
+    pub line: String,
+    pub reason: &'static str,
+}
+
+impl std::fmt::Display for SetError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}: {}", self.line, self.reason)
+    }
+}
+
+/// Parses the body of a `set=1` transaction (the lines after `set=1`, up to the blank line).
+/// Keys are checked strictly: an unknown key, a malformed value, or a peer key before any
+/// `public_key=` is an error and nothing of the transaction applies.
+pub fn parse_set(body: &str) -> std::result::Result<SetRequest, SetError> {
+    let mut request = SetRequest::default();
+    for line in body.lines().filter(|l| !l.is_empty()) {
+        let fail = |reason| SetError {
+            line: line.to_owned(),
+            reason,
+        };
+        let (key, value) = line.split_once('=').ok_or_else(|| fail("not key=value"))?;
+        let optional_key = |value: &str| {
+            let key = Key::from_hex(value).map_err(|_| fail("not a 64-digit hex key"))?;
+            Ok(Some(key).filter(|k| k.as_bytes() != &[0; crate::key::KEY_LEN]))
+        };
+        let flag = |value: &str| match value {
+            "true" => Ok(true),
+            _ => Err(fail("only `true` is accepted")),
+        };
+        if key == "public_key" {
+            let key = Key::from_hex(value).map_err(|_| fail("not a 64-digit hex key"))?;
+            request.peers.push(PeerSet::new(key));
+            continue;
+        }
+        match (key, request.peers.last_mut()) {
+            ("private_key", None) => request.private_key = Some(optional_key(value)?),
+            ("listen_port", None) => {
+                request.listen_port = Some(value.parse().map_err(|_| fail("not a port"))?);
+            }
+            ("fwmark", None) => {
+                request.fwmark = Some(value.parse().map_err(|_| fail("not a 32-bit mark"))?);
+            }
+            ("replace_peers", None) => request.replace_peers = flag(value)?,
+            ("remove", Some(peer)) => peer.remove = flag(value)?,
+            ("update_only", Some(peer)) => peer.update_only = flag(value)?,
+            ("preshared_key", Some(peer)) => peer.preshared_key = Some(optional_key(value)?),
+            ("endpoint", Some(peer)) => {
+                peer.endpoint = Some(value.parse().map_err(|_| fail("not an address:port"))?);
+            }
+            ("persistent_keepalive_interval", Some(peer)) => {
+                peer.keepalive = Some(value.parse().map_err(|_| fail("not 0-65535 seconds"))?);
+            }
+            ("replace_allowed_ips", Some(peer)) => peer.replace_allowed_ips = flag(value)?,
+            ("allowed_ip", Some(peer)) => {
+                let net: IpNet = value.parse().map_err(|_| fail("not an address/prefix"))?;
+                peer.allowed_ips.push(net.trunc());
+            }
+            ("protocol_version", Some(_)) if value == "1" => {}
+            ("protocol_version", Some(_)) => return Err(fail("only protocol version 1 exists")),
+            (_, None) => return Err(fail("not a device key (or a peer key before public_key)")),
+            (_, Some(_)) => return Err(fail("not a peer key")),
+        }
+    }
+    Ok(request)
+}
+
+/// The answer to `get=1`: the standard's fields, the last handshake as an absolute time, and
+/// `errno=0` with the closing blank line. `preshared` holds the peers that have one.
+pub fn encode_get(
+    private_key: Option<&Key>,
+    state: &DeviceState,
+    preshared: &BTreeMap<Key, Key>,
+    now: SystemTime,
+) -> String {
+    let mut out = String::new();
+    if let Some(key) = private_key {
+        let _ = writeln!(out, "private_key={}", key.to_hex());
+    }
+    let _ = writeln!(out, "listen_port={}", state.listen_port);
+    if state.fwmark != 0 {
+        let _ = writeln!(out, "fwmark={}", state.fwmark);
+    }
+    for peer in &state.peers {
+        let _ = writeln!(out, "public_key={}", peer.public_key.to_hex());
+        if let Some(psk) = preshared.get(&peer.public_key) {
+            let _ = writeln!(out, "preshared_key={}", psk.to_hex());
+        }
+        if let Some(endpoint) = peer.endpoint {
+            let _ = writeln!(out, "endpoint={endpoint}");
+        }
+        let _ = writeln!(out, "persistent_keepalive_interval={}", peer.keepalive);
+        for net in &peer.allowed_ips {
+            let _ = writeln!(out, "allowed_ip={net}");
+        }
+        let at = peer
+            .last_handshake_age
+            .and_then(|age| now.checked_sub(age))
+            .and_then(|at| at.duration_since(UNIX_EPOCH).ok())
+            .unwrap_or_default();
+        let _ = writeln!(out, "last_handshake_time_sec={}", at.as_secs());
+        let _ = writeln!(out, "last_handshake_time_nsec={}", at.subsec_nanos());
+        let _ = writeln!(
+            out,
+            "rx_bytes={}\ntx_bytes={}",
+            peer.rx_bytes, peer.tx_bytes
+        );
+        out.push_str("protocol_version=1\n");
+    }
+    out.push_str("errno=0\n\n");
     out
 }
 
@@ -90,7 +265,8 @@ fn encode_peer(out: &mut String, peer: &PeerConfig) {
 /// Parses a `get=1` answer (without or with its final `errno=` line).
 ///
 /// The last handshake is read as the standard's absolute time; a value before 2001 is read as
-/// an age instead, because boringtun 0.7 writes the time since the handshake in that field.
+/// an age instead, as some userspace implementations (boringtun's own device) write the time
+/// since the handshake in that field.
 pub fn parse_get(ifname: &str, text: &str, now: SystemTime) -> Result<DeviceState> {
     let mut state = DeviceState::default();
     let mut peer: Option<PeerState> = None;
@@ -255,7 +431,7 @@ impl Client {
 
     /// Applies an update.
     pub async fn set(&self, update: &DeviceUpdate) -> Result<()> {
-        for tx in encode_set(update) {
+        if let Some(tx) = encode_set(update) {
             let answer = self.exchange(&tx).await?;
             parse_get(&self.ifname, &answer, SystemTime::now())?;
         }
@@ -271,7 +447,7 @@ mod tests {
     #[test]
     fn full_config_is_device_fields_then_peers_then_a_blank_line() {
         let spec = mk_tunnel("mcw-gold", 51820);
-        let txs = encode_set(&DeviceUpdate::full(&spec));
+        let tx = encode_set(&DeviceUpdate::full(&spec)).unwrap();
         let peer = &spec.peers[0];
         let expected = format!(
             "set=1\nprivate_key={}\nlisten_port=51820\npublic_key={}\nendpoint=192.0.2.2:51820\n\
@@ -279,11 +455,11 @@ mod tests {
             spec.private_key.to_hex(),
             peer.public_key.to_hex()
         );
-        assert_eq!(txs, vec![expected]);
+        assert_eq!(tx, expected);
     }
 
     #[test]
-    fn update_removes_first_and_removals_come_last() {
+    fn updates_are_in_place_and_removals_come_last() {
         let spec = mk_tunnel("mcw-gold", 51820);
         let peer = PeerConfig::from_spec(&spec.peers[0]);
         let gone = Key::generate().public_key();
@@ -294,21 +470,126 @@ mod tests {
             ],
             ..DeviceUpdate::default()
         };
-        let txs = encode_set(&update);
+        let tx = encode_set(&update).unwrap();
         let hex = peer.public_key.to_hex();
-        assert_eq!(txs.len(), 2);
-        assert_eq!(txs[0], format!("set=1\npublic_key={hex}\nremove=true\n\n"));
-        assert!(txs[1].starts_with(&format!("set=1\npublic_key={hex}\nendpoint=")));
-        assert!(txs[1].ends_with(&format!("public_key={}\nremove=true\n\n", gone.to_hex())));
+        assert!(
+            tx.starts_with(&format!("set=1\npublic_key={hex}\nendpoint=")),
+            "{tx}"
+        );
+        assert!(!tx.contains(&format!("{hex}\nremove")), "{tx}");
+        assert!(tx.ends_with(&format!("public_key={}\nremove=true\n\n", gone.to_hex())));
     }
 
     #[test]
     fn keepalive_is_always_spelled_out_and_nothing_sends_nothing() {
         let mut spec = mk_tunnel("mcw-gold", 51820);
         spec.peers[0].keepalive = None;
-        let txs = encode_set(&DeviceUpdate::full(&spec));
-        assert!(txs[0].contains("persistent_keepalive_interval=0\n"));
-        assert!(encode_set(&DeviceUpdate::default()).is_empty());
+        let tx = encode_set(&DeviceUpdate::full(&spec)).unwrap();
+        assert!(tx.contains("persistent_keepalive_interval=0\n"));
+        assert_eq!(encode_set(&DeviceUpdate::default()), None);
+    }
+
+    #[test]
+    fn what_encode_set_writes_parse_set_reads_back() {
+        let spec = mk_tunnel("mcw-gold", 51820);
+        let mut update = DeviceUpdate::full(&spec);
+        update.fwmark = Some(7);
+        update
+            .peers
+            .push(PeerChange::Remove(Key::generate().public_key()));
+        let tx = encode_set(&update).unwrap();
+        let body = tx.strip_prefix("set=1\n").unwrap();
+        assert_eq!(parse_set(body).unwrap(), SetRequest::from(&update));
+    }
+
+    #[test]
+    fn parse_set_reads_what_wg_set_sends() {
+        let peer = Key::generate().public_key();
+        let psk = Key::generate();
+        let body = format!(
+            "private_key={}\nlisten_port=0\nfwmark=0\nreplace_peers=true\npublic_key={}\n\
+             update_only=true\npreshared_key={}\nendpoint=[2001:db8::1]:51820\n\
+             persistent_keepalive_interval=0\nreplace_allowed_ips=true\n\
+             allowed_ip=10.1.2.3/16\nallowed_ip=::/0\nprotocol_version=1\npublic_key={}\n\
+             preshared_key={}\nremove=true\n",
+            "00".repeat(32),
+            peer.to_hex(),
+            psk.to_hex(),
+            peer.to_hex(),
+            "00".repeat(32),
+        );
+        let set = parse_set(&body).unwrap();
+        assert_eq!(set.private_key, Some(None));
+        assert_eq!((set.listen_port, set.fwmark), (Some(0), Some(0)));
+        assert!(set.replace_peers);
+        let p = &set.peers[0];
+        assert!(p.update_only && p.replace_allowed_ips && !p.remove);
+        assert_eq!(p.preshared_key, Some(Some(psk)));
+        assert_eq!(p.endpoint, Some("[2001:db8::1]:51820".parse().unwrap()));
+        assert_eq!(p.keepalive, Some(0));
+        let nets: Vec<IpNet> = vec!["10.1.0.0/16".parse().unwrap(), "::/0".parse().unwrap()];
+        assert_eq!(
+            p.allowed_ips, nets,
+            "prefixes are truncated to their network"
+        );
+        assert_eq!(set.peers[1].preshared_key, Some(None));
+        assert!(set.peers[1].remove);
+    }
+
+    #[test]
+    fn parse_set_refuses_what_it_does_not_know_naming_the_line() {
+        let peer = Key::generate().public_key().to_hex();
+        for (body, line) in [
+            ("listen_port=70000\n".to_owned(), "listen_port=70000"),
+            ("endpoint=192.0.2.1:1\n".to_owned(), "endpoint=192.0.2.1:1"),
+            (
+                format!("public_key={peer}\nlisten_port=1\n"),
+                "listen_port=1",
+            ),
+            (format!("public_key={peer}\nremove=yes\n"), "remove=yes"),
+            (
+                format!("public_key={peer}\nallowed_ip=10.0.0.0\n"),
+                "allowed_ip=10.0.0.0",
+            ),
+            (
+                format!("public_key={peer}\nprotocol_version=2\n"),
+                "protocol_version=2",
+            ),
+            ("public_key=abc\n".to_owned(), "public_key=abc"),
+            ("bogus\n".to_owned(), "bogus"),
+        ] {
+            let err = parse_set(&body).unwrap_err();
+            assert_eq!(err.line, line, "{body}");
+        }
+    }
+
+    #[test]
+    fn what_encode_get_writes_parse_get_reads_back() {
+        let private = Key::generate();
+        let psk = Key::generate();
+        let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let peer = |handshake: Option<Duration>| PeerState {
+            public_key: Key::generate().public_key(),
+            endpoint: Some("192.0.2.9:51821".parse().unwrap()),
+            allowed_ips: vec!["10.255.2.0/24".parse().unwrap()],
+            keepalive: 5,
+            last_handshake_age: handshake,
+            rx_bytes: 10,
+            tx_bytes: 20,
+        };
+        let state = DeviceState {
+            public_key: Some(private.public_key()),
+            listen_port: 51821,
+            fwmark: 0x100,
+            peers: vec![peer(Some(Duration::from_millis(2500))), peer(None)],
+        };
+        let preshared = BTreeMap::from([(state.peers[0].public_key.clone(), psk.clone())]);
+        let text = encode_get(Some(&private), &state, &preshared, now);
+        assert!(text.ends_with("errno=0\n\n"));
+        assert!(text.contains(&format!("preshared_key={}\n", psk.to_hex())));
+        assert!(text
+            .contains("last_handshake_time_sec=1799999997\nlast_handshake_time_nsec=500000000\n"));
+        assert_eq!(parse_get("mcw-x", &text, now).unwrap(), state);
     }
 
     #[test]

@@ -248,7 +248,18 @@ impl EchoClient {
                     .unwrap();
                 let mut answer = String::new();
                 stream.read_line(&mut answer).await.unwrap();
-                assert_eq!(answer.trim_end(), line);
+                // Long lines are not printed whole.
+                assert!(
+                    answer.trim_end() == line,
+                    "echo of a {}-byte line came back as {} bytes{}",
+                    line.len(),
+                    answer.trim_end().len(),
+                    if line.len() < 200 {
+                        format!(": {answer:?} for {line:?}")
+                    } else {
+                        String::new()
+                    }
+                );
             };
             tokio::time::timeout(std::time::Duration::from_secs(secs), work)
                 .await

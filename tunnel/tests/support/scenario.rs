@@ -119,6 +119,10 @@ pub fn run(backend: Backend) {
         clients.push(client);
     }
 
+    // Bulk data both ways: 4 MiB echoed through gold, byte for byte (large segments from
+    // the sending TCP stack, coalesced ones on the receiving side).
+    clients[0].round_trip(&a.rt, &bulk_line(4 << 20), 120);
+
     // A second apply of the same specs changes nothing.
     assert!(a.apply(a.specs(&b, "192.0.2.2")).is_noop());
 
@@ -209,4 +213,17 @@ pub fn foreign_interfaces_are_left_alone(backend: Backend) {
     // The foreign veth is still there and still has no alias.
     let shown = a.ns.sh(&["ip", "-o", "link", "show", &name]);
     assert!(!shown.contains("mcwan"), "{shown}");
+}
+
+/// `len` bytes of letters with no short period (a corrupted or misplaced segment shows).
+pub fn bulk_line(len: usize) -> String {
+    let mut x: u32 = 0x9e37_79b9;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            char::from(b'a' + (x % 26) as u8)
+        })
+        .collect()
 }
