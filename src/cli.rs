@@ -150,7 +150,8 @@ pub struct GatewayCmd {
     /// sync, so replacing the file rotates the key). Needed in WireGuard mode.
     #[arg(long, env = "MCWAN_WIREGUARD_PRIVATE_KEY")]
     pub wireguard_private_key: Option<std::path::PathBuf>,
-    /// WireGuard implementation: the kernel module when present (auto), or boringtun.
+    /// WireGuard implementation: the kernel module when present (auto), or userspace (mcwan's
+    /// own device on boringtun's noise protocol, on a TUN interface).
     #[arg(long, value_enum, default_value_t = WireguardBackend::Auto)]
     pub wireguard_backend: WireguardBackend,
     /// Priority of the `ip rule`s of SD-WAN hand-off.

@@ -1,12 +1,13 @@
 //! Tunnel throughput: iperf3 (1 and 4 streams) between two namespaces over a veth, through
-//! boringtun (mcwan's userspace backend), mcwan's kernel backend, and plain kernel WireGuard
-//! set up with `ip` and `wg`. Run it as root in a VM with the wireguard module (see
-//! bench/tunnel/run); without the module only the boringtun row is measured.
+//! mcwan's userspace backend (its own device on boringtun's noise protocol), mcwan's kernel
+//! backend, and plain kernel WireGuard set up with `ip` and `wg`. Run it as root in a VM with the wireguard module (see
+//! bench/tunnel/run); without the module only the userspace row is measured.
 //!
 //! Every path is measured in each of MCWAN_BENCH_ROUNDS rounds (default 3) and reported as its
 //! median; per-run results and TCP retransmits go to stderr.
 //!
-//! Environment: MCWAN_BENCH_SECS (seconds per iperf3 run, default 10), MCWAN_BENCH_ROUNDS.
+//! Environment: MCWAN_BENCH_SECS (seconds per iperf3 run, default 10), MCWAN_BENCH_ROUNDS,
+//! MCWAN_BENCH_ONLY (measure only the paths whose name contains it, e.g. for a profile).
 #![allow(clippy::unwrap_used)]
 
 #[path = "../tests/support/mod.rs"]
@@ -20,6 +21,8 @@ use support::scenario::{pair, Gateway};
 use support::{veth, Netns};
 
 const SERVER: &str = "10.255.1.2";
+/// The reference path.
+const PLAIN: &str = "kernel WireGuard (wg/ip)";
 
 fn iperf(client: &Netns, server: &Netns, streams: u32, secs: u64) -> f64 {
     let mut srv = Command::new("ip")
@@ -291,16 +294,19 @@ fn main() {
     if kernel {
         support::sh(&["ip", "link", "del", "mcwbenchprobe"]);
     } else {
-        eprintln!("no kernel WireGuard here: measuring boringtun only");
+        eprintln!("no kernel WireGuard here: measuring the userspace backend only");
     }
 
     let mut paths: Vec<(&str, Pair)> = Vec::new();
     if kernel {
         let (a, b) = plain_pair();
-        paths.push(("kernel WireGuard (wg/ip)", Pair::Plain(a, b)));
+        paths.push((PLAIN, Pair::Plain(a, b)));
         paths.push(("mcwan kernel backend", Pair::mcwan(Backend::Kernel)));
     }
-    paths.push(("mcwan boringtun backend", Pair::mcwan(Backend::Userspace)));
+    paths.push(("mcwan userspace backend", Pair::mcwan(Backend::Userspace)));
+    if let Ok(only) = std::env::var("MCWAN_BENCH_ONLY") {
+        paths.retain(|(name, _)| name.contains(&only));
+    }
 
     // Rounds go over every path in turn, so that a slow phase of the (shared, emulated)
     // machine hits all paths alike; each path's result is its median over the rounds.
@@ -319,7 +325,7 @@ fn main() {
         .map(|((name, _), (ones, fours))| (*name, median(ones), median(fours)))
         .collect();
 
-    let base = rows.first().map(|r| (r.1, r.2));
+    let base = rows.iter().find(|r| r.0 == PLAIN).map(|r| (r.1, r.2));
     println!("| path | 1 stream Gbit/s | 4 streams Gbit/s | 1 stream vs kernel wg | 4 streams vs kernel wg |");
     println!("|---|---:|---:|---:|---:|");
     for (name, one, four) in &rows {

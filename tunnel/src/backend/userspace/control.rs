@@ -11,9 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use nix::poll::PollTimeout;
-
-use super::datapath::{wait, Woken};
+use super::datapath::wait_readable;
 use super::device::Shared;
 use crate::wg::uapi::{self, encode_get, parse_set};
 
@@ -62,7 +60,7 @@ pub(super) fn serve(shared: Arc<Shared>, listener: UnixListener) {
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if wait(listener.as_fd(), &shared, None, PollTimeout::NONE) == Woken::Stop {
+                if wait_readable(&shared, [listener.as_fd()]).is_none() {
                     return;
                 }
             }

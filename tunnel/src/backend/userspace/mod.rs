@@ -6,8 +6,9 @@
 //! creates its UDP socket with the kernel's default receive buffer (208 KiB), which overflows
 //! under a fast sender, and TCP takes the drops for congestion; it also moves one packet per
 //! system call. Ours forces a large socket buffer, reads and writes the TUN in batches with
-//! the kernel's offloads (TSO in, GRO out), and runs one thread per direction (see
-//! [`datapath`]). All `unsafe` stays in boringtun, tun-rs, nix and socket2.
+//! the kernel's offloads (TSO in, GRO out) and the socket in batches too (`recvmmsg`,
+//! `UDP_SEGMENT`), on one packet thread per device (see [`datapath`]). All `unsafe` stays in
+//! boringtun, tun-rs, nix and socket2.
 //!
 //! [`Tunnels`](crate::Tunnels) configures a device directly (no socket round trip) with the
 //! same [`SetRequest`](crate::wg::uapi::SetRequest) a `wg set` produces. Sockets do not follow
@@ -84,11 +85,7 @@ impl Running {
         let s = shared.clone();
         running
             .threads
-            .push(spawn("tx", Box::new(move || datapath::tun_to_udp(s)))?);
-        let s = shared.clone();
-        running
-            .threads
-            .push(spawn("rx", Box::new(move || datapath::udp_to_tun(s)))?);
+            .push(spawn("io", Box::new(move || datapath::packets(s)))?);
         let s = shared.clone();
         running
             .threads
