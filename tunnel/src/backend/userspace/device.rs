@@ -35,7 +35,7 @@ use crate::wg::{DeviceState, PeerState};
 const HANDSHAKE_RATE_LIMIT: u64 = 100;
 
 /// The UDP socket's receive and send buffers. Bursts from a fast sender wait here while the
-/// receive thread decrypts; the kernel's default (208 KiB) overflows and TCP takes the drops
+/// packet thread decrypts; the kernel's default (208 KiB) overflows and TCP takes the drops
 /// for congestion. Set with `SO_RCVBUFFORCE` (we hold CAP_NET_ADMIN), else capped by
 /// `net.core.rmem_max`. Memory is only used while packets wait.
 const SOCKET_BUFFER: usize = 4 << 20;
