@@ -36,12 +36,6 @@ pub enum Error {
     },
     #[error("boringtun device {ifname}: {message}")]
     Userspace { ifname: String, message: String },
-    #[error("UAPI socket of {ifname}: {source}")]
-    Uapi {
-        ifname: String,
-        #[source]
-        source: io::Error,
-    },
     #[error("UAPI of {ifname} answered errno {errno}")]
     UapiErrno { ifname: String, errno: i32 },
     #[error("UAPI of {ifname}: cannot parse {line:?}")]

@@ -23,7 +23,7 @@
 //! [`wg::genl`] and [`wg::uapi`] message building and parsing, [`link`], [`route::builder`],
 //! [`handoff::rule`] and [`handoff::nft`] builders, and the route/rule plans. The I/O is one
 //! thin function per channel: `netlink::Rtnl::execute`, `wg::genl::Client`,
-//! `wg::uapi::Client`, `handoff::nft::run`; the userspace device is its own module
+//! `handoff::nft::run`; the userspace device (with its UAPI socket) is its own module
 //! ([`backend::userspace`]).
 //!
 //! **Ownership** ([`owner`]): interfaces carry the ifalias `mcwan tunnel class=<class>`; routes

@@ -2,8 +2,8 @@
 //! Unix socket `/var/run/wireguard/<ifname>.sock`, which mcwan's userspace device serves (for
 //! `wg show` and `wg set`) and which any userspace WireGuard implementation answers.
 //!
-//! The encoders and parsers are pure: [`encode_set`] and [`parse_get`] for the client side,
-//! [`parse_set`] and [`encode_get`] for the serving side. [`Client`] does the socket I/O.
+//! Everything here is pure: [`encode_set`] and [`parse_get`] for a client, [`parse_set`] and
+//! [`encode_get`] for the serving side (the userspace device's socket does the I/O).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -12,10 +12,8 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ipnet::IpNet;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::UnixStream;
 
-use super::{DeviceState, DeviceUpdate, PeerChange, PeerConfig, PeerState};
+use super::{DeviceState, DeviceUpdate, PeerChange, PeerState};
 use crate::error::{Error, Result};
 use crate::key::Key;
 
@@ -28,34 +26,9 @@ pub fn socket_path(ifname: &str) -> PathBuf {
 }
 
 /// The `set=1` transaction for `update`, ending with its blank line (none when the update is
-/// empty). An updated peer is written in full with `replace_allowed_ips`, so it is changed in
-/// place; removals come last.
+/// empty): [`SetRequest::from`] it, [`SetRequest::encode`]d.
 pub fn encode_set(update: &DeviceUpdate) -> Option<String> {
-    if update.is_empty() {
-        return None;
-    }
-    let mut tx = String::from("set=1\n");
-    if let Some(key) = &update.private_key {
-        let _ = writeln!(tx, "private_key={}", key.to_hex());
-    }
-    if let Some(port) = update.listen_port {
-        let _ = writeln!(tx, "listen_port={port}");
-    }
-    if let Some(mark) = update.fwmark {
-        let _ = writeln!(tx, "fwmark={mark}");
-    }
-    for change in &update.peers {
-        if let PeerChange::Add(peer) | PeerChange::Update(peer) = change {
-            encode_peer(&mut tx, peer);
-        }
-    }
-    for change in &update.peers {
-        if let PeerChange::Remove(key) = change {
-            let _ = writeln!(tx, "public_key={}\nremove=true", key.to_hex());
-        }
-    }
-    tx.push('\n');
-    Some(tx)
+    (!update.is_empty()).then(|| SetRequest::from(update).encode())
 }
 
 /// One `set=1` transaction as the standard defines it: device fields, then peer sections each
@@ -104,8 +77,63 @@ impl PeerSet {
     }
 }
 
+impl SetRequest {
+    /// The transaction's text, `set=1` to the closing blank line.
+    pub fn encode(&self) -> String {
+        let mut tx = String::from("set=1\n");
+        write_key(&mut tx, "private_key", &self.private_key);
+        if let Some(port) = self.listen_port {
+            let _ = writeln!(tx, "listen_port={port}");
+        }
+        if let Some(mark) = self.fwmark {
+            let _ = writeln!(tx, "fwmark={mark}");
+        }
+        if self.replace_peers {
+            tx.push_str("replace_peers=true\n");
+        }
+        for peer in &self.peers {
+            let _ = writeln!(tx, "public_key={}", peer.public_key.to_hex());
+            if peer.remove {
+                tx.push_str("remove=true\n");
+            }
+            if peer.update_only {
+                tx.push_str("update_only=true\n");
+            }
+            write_key(&mut tx, "preshared_key", &peer.preshared_key);
+            if let Some(endpoint) = peer.endpoint {
+                let _ = writeln!(tx, "endpoint={endpoint}");
+            }
+            if let Some(keepalive) = peer.keepalive {
+                let _ = writeln!(tx, "persistent_keepalive_interval={keepalive}");
+            }
+            if peer.replace_allowed_ips {
+                tx.push_str("replace_allowed_ips=true\n");
+            }
+            for net in &peer.allowed_ips {
+                let _ = writeln!(tx, "allowed_ip={net}");
+            }
+        }
+        tx.push('\n');
+        tx
+    }
+}
+
+/// A key field of a set: the key, or the all-zero key that removes it.
+fn write_key(tx: &mut String, name: &str, key: &Option<Option<Key>>) {
+    match key {
+        Some(Some(key)) => {
+            let _ = writeln!(tx, "{name}={}", key.to_hex());
+        }
+        Some(None) => {
+            let _ = writeln!(tx, "{name}={}", "00".repeat(crate::key::KEY_LEN));
+        }
+        None => {}
+    }
+}
+
 impl From<&DeviceUpdate> for SetRequest {
-    /// The request [`encode_set`] writes for `update`.
+    /// Updated peers are written in full with `replace_allowed_ips`, so they change in place;
+    /// removals come last.
     fn from(update: &DeviceUpdate) -> Self {
         let mut request = SetRequest {
             private_key: update.private_key.clone().map(Some),
@@ -252,16 +280,6 @@ pub fn encode_get(
     out
 }
 
-fn encode_peer(out: &mut String, peer: &PeerConfig) {
-    let _ = writeln!(out, "public_key={}", peer.public_key.to_hex());
-    let _ = writeln!(out, "endpoint={}", peer.endpoint);
-    let _ = writeln!(out, "persistent_keepalive_interval={}", peer.keepalive);
-    let _ = writeln!(out, "replace_allowed_ips=true");
-    for net in &peer.allowed_ips {
-        let _ = writeln!(out, "allowed_ip={net}");
-    }
-}
-
 /// Parses a `get=1` answer (without or with its final `errno=` line).
 ///
 /// The last handshake is read as the standard's absolute time; a value before 2001 is read as
@@ -376,73 +394,11 @@ fn handshake_age(sec: u64, nsec: u32, now: SystemTime) -> Option<Duration> {
     Some(now.saturating_sub(at))
 }
 
-/// A UAPI client for one interface.
-#[derive(Debug, Clone)]
-pub struct Client {
-    ifname: String,
-    path: PathBuf,
-}
-
-impl Client {
-    pub fn new(ifname: &str) -> Self {
-        Client {
-            ifname: ifname.to_owned(),
-            path: socket_path(ifname),
-        }
-    }
-
-    fn io(&self, source: std::io::Error) -> Error {
-        Error::Uapi {
-            ifname: self.ifname.clone(),
-            source,
-        }
-    }
-
-    async fn exchange(&self, request: &str) -> Result<String> {
-        let mut stream = UnixStream::connect(&self.path)
-            .await
-            .map_err(|e| self.io(e))?;
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .map_err(|e| self.io(e))?;
-        let mut reader = BufReader::new(stream);
-        let mut answer = String::new();
-        loop {
-            let mut line = String::new();
-            let n = reader.read_line(&mut line).await.map_err(|e| self.io(e))?;
-            if n == 0 {
-                break;
-            }
-            let done = line.starts_with("errno=");
-            answer.push_str(&line);
-            if done {
-                break;
-            }
-        }
-        Ok(answer)
-    }
-
-    /// Reads the device.
-    pub async fn get(&self) -> Result<DeviceState> {
-        let answer = self.exchange("get=1\n\n").await?;
-        parse_get(&self.ifname, &answer, SystemTime::now())
-    }
-
-    /// Applies an update.
-    pub async fn set(&self, update: &DeviceUpdate) -> Result<()> {
-        if let Some(tx) = encode_set(update) {
-            let answer = self.exchange(&tx).await?;
-            parse_get(&self.ifname, &answer, SystemTime::now())?;
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::spec::tests::mk_tunnel;
+    use crate::wg::PeerConfig;
 
     #[test]
     fn full_config_is_device_fields_then_peers_then_a_blank_line() {

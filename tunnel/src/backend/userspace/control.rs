@@ -7,7 +7,6 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::os::fd::AsFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -44,10 +43,7 @@ pub(super) fn bind(ifname: &str) -> io::Result<UnixListener> {
 
 /// Removes the socket file (when the device stops).
 pub(super) fn unlink(ifname: &str) {
-    let path = uapi::socket_path(ifname);
-    if Path::new(&path).exists() {
-        let _ = std::fs::remove_file(path);
-    }
+    let _ = std::fs::remove_file(uapi::socket_path(ifname));
 }
 
 /// Serves clients until the device stops.

@@ -26,7 +26,6 @@ use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::sync::Arc;
 
-use boringtun::noise::errors::WireGuardError;
 use boringtun::noise::handshake::parse_handshake_anon;
 use boringtun::noise::{Packet, Tunn, TunnResult};
 use nix::errno::Errno;
@@ -474,9 +473,7 @@ fn decrypt(
     let inner: Option<(usize, IpAddr)> =
         match t.decapsulate(Some(from.ip()), datagram, &mut buf[VIRTIO_NET_HDR_LEN..]) {
             TunnResult::Done => None,
-            TunnResult::Err(WireGuardError::ConnectionExpired) | TunnResult::Err(_) => {
-                return false
-            }
+            TunnResult::Err(_) => return false,
             TunnResult::WriteToNetwork(answer) => {
                 udp.send(answer, from);
                 // Packets queued while the handshake was under way go now.
