@@ -355,6 +355,9 @@ impl Udp {
         if setsockopt(&socket, sockopt::SndBufForce, &SOCKET_BUFFER).is_err() {
             socket.set_send_buffer_size(SOCKET_BUFFER)?;
         }
+        // Runs of datagrams of one sender arrive as one (see `datapath::Inbox`); a kernel
+        // without UDP GRO hands them over one by one.
+        let _ = setsockopt(&socket, sockopt::UdpGroSegment, &true);
         socket.set_nonblocking(true)?;
         let udp = Udp {
             socket: socket.into(),
