@@ -15,7 +15,9 @@
 //! - Decrypted packets are collected while datagrams keep arriving and written with GRO: the
 //!   packets of one TCP flow are coalesced into one large segment per `write`.
 //!
-//! - Encrypted datagrams to one peer leave as one `UDP_SEGMENT` send.
+//! - Encrypted datagrams to one peer leave as one `UDP_SEGMENT` send, also the small ones
+//!   (TCP's ACKs) read one by one: the TUN is read until empty (or [`TX_BATCH`] packets)
+//!   before the outbox goes.
 //! - The UDP socket has GRO on, so such a run arrives as one message (the NIC's GRO does the
 //!   same for datagrams of one flow); messages come in by `recvmmsg`, 64 at a time. Over a
 //!   veth, one system call and one trip up and down the stack thus carry up to 64 packets
@@ -110,33 +112,45 @@ impl Egress {
         }
     }
 
+    /// Reads until the TUN is empty or [`TX_BATCH`] packets are in, then sends what is left
+    /// in the outbox: so small packets read one at a time (TCP's ACKs) leave together.
     pub fn step(&mut self, shared: &Shared) -> Step {
-        match shared
-            .tun
-            .recv_multiple(&mut self.gso, &mut self.packets, &mut self.sizes, 0)
-        {
-            Ok(n) => {
-                let config = shared.config();
-                let udp = shared.socket();
-                for (packet, size) in self.packets.iter().zip(&self.sizes).take(n) {
-                    encrypt(&config, &udp, &packet[..*size], &mut self.outbox);
+        let config = shared.config();
+        let udp = shared.socket();
+        let mut read = 0;
+        let step = loop {
+            match shared
+                .tun
+                .recv_multiple(&mut self.gso, &mut self.packets, &mut self.sizes, 0)
+            {
+                Ok(n) => {
+                    for (packet, size) in self.packets.iter().zip(&self.sizes).take(n) {
+                        encrypt(&config, &udp, &packet[..*size], &mut self.outbox);
+                    }
+                    read += n.max(1);
+                    if read >= TX_BATCH {
+                        break Step::More;
+                    }
                 }
-                self.outbox.flush(&udp);
-                Step::More
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Step::Drained,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if gone(&e) => {
+                    tracing::warn!(ifname = %shared.ifname, error = %e, "TUN device closed");
+                    break Step::Gone;
+                }
+                Err(e) => {
+                    tracing::debug!(ifname = %shared.ifname, error = %e, "TUN packet dropped");
+                    break Step::More;
+                }
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Step::Drained,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Step::More,
-            Err(e) if gone(&e) => {
-                tracing::warn!(ifname = %shared.ifname, error = %e, "TUN device closed");
-                Step::Gone
-            }
-            Err(e) => {
-                tracing::debug!(ifname = %shared.ifname, error = %e, "TUN packet dropped");
-                Step::More
-            }
-        }
+        };
+        self.outbox.flush(&udp);
+        step
     }
 }
+
+/// Packets the encrypting direction reads before it lets the other direction have a turn.
+const TX_BATCH: usize = IDEAL_BATCH_SIZE;
 
 /// The packet thread: both directions, each a batch at a time, until neither has work, then
 /// one `poll` for either (or the device's stop). A packet the kernel answers while we write
