@@ -592,3 +592,59 @@ pub(super) fn timers(shared: Arc<Shared>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    /// Datagram `i` of `size` bytes, its bytes telling which it is.
+    fn datagram(i: u8, size: usize) -> Vec<u8> {
+        vec![i; size]
+    }
+
+    /// Everything the inbox gets within a second, until `want` datagrams are in.
+    fn receive(inbox: &mut Inbox, udp: &Udp, want: usize) -> (Vec<Vec<u8>>, Vec<usize>) {
+        let (mut got, mut segments) = (Vec::new(), Vec::new());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        while got.len() < want && std::time::Instant::now() < deadline {
+            let mut fds = [PollFd::new(udp.socket.as_fd(), PollFlags::POLLIN)];
+            let _ = poll(&mut fds, PollTimeout::from(100u16));
+            if inbox.receive(udp).is_ok() {
+                segments.extend(inbox.received.iter().map(|m| m.segment));
+                got.extend(inbox.datagrams().map(|(d, _)| d.to_vec()));
+            }
+        }
+        (got, segments)
+    }
+
+    #[test]
+    fn a_run_of_datagrams_arrives_as_one_message_and_is_cut_into_them() {
+        let (rx, tx) = (Udp::bind(0, 0).unwrap(), Udp::bind(0, 0).unwrap());
+        let to = SocketAddr::from((Ipv4Addr::LOCALHOST, rx.port()));
+        let mut inbox = Inbox::new();
+
+        // A lone datagram comes without a segment size, and leaves its receive header
+        // unable to take one: the run after it, in the same header, must still be cut.
+        tx.send(&datagram(0, 80), to);
+        assert_eq!(receive(&mut inbox, &rx, 1).0, vec![datagram(0, 80)]);
+
+        let run: Vec<Vec<u8>> = (1..=9)
+            .map(|i| datagram(i, 100))
+            .chain([datagram(10, 37)])
+            .collect();
+        let mut outbox = Outbox::new();
+        for d in &run {
+            assert!(outbox.count == 0 || outbox.admits(to, d.len()));
+            outbox.space()[..d.len()].copy_from_slice(d);
+            outbox.push(d.len(), to);
+        }
+        outbox.flush(&tx);
+        let (got, segments) = receive(&mut inbox, &rx, run.len());
+        let shape = |ds: &[Vec<u8>]| ds.iter().map(|d| (d[0], d.len())).collect::<Vec<_>>();
+        assert_eq!(shape(&got), shape(&run), "(datagram, size) in order");
+        assert_eq!(got, run, "the datagrams' bytes");
+        assert!(outbox.segmentation, "loopback takes UDP_SEGMENT");
+        assert_eq!(segments, vec![100], "one message carried the whole run");
+    }
+}

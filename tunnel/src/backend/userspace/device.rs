@@ -334,7 +334,7 @@ pub(super) struct Udp {
 
 impl Udp {
     /// Binds `port` (0: any) on every address, dual-stack when IPv6 is available.
-    fn bind(port: u16, fwmark: u32) -> io::Result<Self> {
+    pub(super) fn bind(port: u16, fwmark: u32) -> io::Result<Self> {
         let v6 = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP)).and_then(|s| {
             s.set_only_v6(false)?;
             s.bind(&SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)).into())?;
@@ -363,7 +363,10 @@ impl Udp {
             socket: socket.into(),
             dual_stack,
         };
-        udp.set_mark(fwmark)?;
+        // A new socket has no mark; setting one takes CAP_NET_ADMIN.
+        if fwmark != 0 {
+            udp.set_mark(fwmark)?;
+        }
         Ok(udp)
     }
 
