@@ -14,14 +14,14 @@
 //!   packets (one `read` for ~45 packets; the kernel's TCP also works per 64 KiB).
 //! - Decrypted packets are collected while datagrams keep arriving and written with GRO: the
 //!   packets of one TCP flow are coalesced into one large segment per `write`.
-//!
 //! - Encrypted datagrams to one peer leave as one `UDP_SEGMENT` send, also the small ones
 //!   (TCP's ACKs) read one by one: the TUN is read until empty (or [`TX_BATCH`] packets)
 //!   before the outbox goes.
 //! - The UDP socket has GRO on, so such a run arrives as one message (the NIC's GRO does the
-//!   same for datagrams of one flow); messages come in by `recvmmsg`, 64 at a time. Over a
-//!   veth, one system call and one trip up and down the stack thus carry up to 64 packets
-//!   each way, where a datagram each cost a quarter of the receiving thread's time.
+//!   same for datagrams of one flow); messages come in by `recvmmsg`, 64 at a time. So one
+//!   system call and one trip through the stack carry up to 64 packets each way; one per
+//!   datagram had cost the receiving gateway's thread a quarter of its time (the figures are
+//!   in docs/benchmarks.md).
 //!
 //! The threads wait in `poll` on their descriptors and on the device's stop event, so
 //! stopping is immediate and idle devices cost nothing.
