@@ -1,5 +1,7 @@
-//! Human-readable renderings: the plan as tables (`mcwan plan`), the CRDs as YAML (`mcwan crds`).
+//! Human-readable renderings: the plan as tables (`mcwan plan`, `mcwan status`), the CRDs as
+//! YAML (`mcwan crds`).
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use kube::CustomResourceExt;
@@ -7,6 +9,8 @@ use mcwan_dns::ServiceRecordKind;
 
 use crate::crd;
 use crate::desired::{DesiredState, VirtualServer};
+use crate::kube::Reachability;
+use crate::model::ClusterId;
 use crate::problem::Severity;
 
 /// Column-aligned text table.
@@ -104,6 +108,30 @@ fn vs_rows(table: &mut Table, servers: &[VirtualServer]) {
 }
 
 /// `mcwan plan`'s table output.
+/// Kubernetes mode: each cluster's API server as the gateway sees it (`mcwan status`).
+pub fn cluster_api_table(clusters: &BTreeMap<ClusterId, Reachability>) -> String {
+    let mut table = Table::new(&["CLUSTER", "API", "SYNCED", "LAST ERROR"]);
+    for (id, r) in clusters {
+        let api = match r.unreachable_for {
+            None => "up".to_owned(),
+            Some(d) => format!("unreachable for {}s", d.as_secs()),
+        };
+        table.row(vec![
+            id.clone(),
+            api,
+            if r.synced { "yes" } else { "no" }.to_owned(),
+            match (&r.last_error, r.up()) {
+                (Some(e), false) => e.clone(),
+                _ => "-".to_owned(),
+            },
+        ]);
+    }
+    let mut out = String::new();
+    section(&mut out, "CLUSTER API SERVERS", &table);
+    out.push('\n');
+    out
+}
+
 pub fn plan_table(state: &DesiredState) -> String {
     let mut out = format!("desired state of cluster {}'s gateway\n", state.cluster_id);
 

@@ -17,7 +17,10 @@
 //! | `mcwan_peer_rtt_seconds` | `cluster`, `class` | health probe round-trip time, histogram |
 //! | `mcwan_tunnel_handshake_age_seconds` | `cluster`, `class` | since the last WireGuard handshake |
 //! | `mcwan_tunnel_rx_bytes`, `mcwan_tunnel_tx_bytes` | `cluster`, `class` | traffic over a tunnel |
+//! | `mcwan_cluster_api_up` | `cluster` | Kubernetes mode: 1 while the cluster's API server answers |
+//! | `mcwan_cluster_api_synced` | `cluster` | Kubernetes mode: 1 once every watch of the cluster has listed |
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
@@ -29,6 +32,8 @@ use prometheus_client::registry::Registry;
 
 use crate::catalog::Catalog;
 use crate::desired::DesiredState;
+use crate::kube::Reachability;
+use crate::model::ClusterId;
 use crate::problem::Severity;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -82,6 +87,11 @@ pub struct PeerLabels {
     pub class: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClusterLabels {
+    pub cluster: String,
+}
+
 fn latency_histogram() -> Histogram {
     // 10 µs .. ~5 s
     Histogram::new(exponential_buckets(0.000_01, 3.0, 13))
@@ -107,6 +117,8 @@ pub struct Metrics {
     pub tunnel_handshake_age: Family<PeerLabels, Gauge>,
     pub tunnel_rx_bytes: Family<PeerLabels, Gauge>,
     pub tunnel_tx_bytes: Family<PeerLabels, Gauge>,
+    pub cluster_api_up: Family<ClusterLabels, Gauge>,
+    pub cluster_api_synced: Family<ClusterLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -222,6 +234,18 @@ impl Metrics {
             "Bytes sent to a peer over its WireGuard tunnel",
             tunnel_tx_bytes.clone(),
         );
+        let cluster_api_up = Family::default();
+        registry.register(
+            "cluster_api_up",
+            "1 while the cluster's API server answers the gateway's watches",
+            cluster_api_up.clone(),
+        );
+        let cluster_api_synced = Family::default();
+        registry.register(
+            "cluster_api_synced",
+            "1 once every watch of the cluster's API server has listed its objects",
+            cluster_api_synced.clone(),
+        );
         Self {
             registry,
             dns_queries,
@@ -241,6 +265,8 @@ impl Metrics {
             tunnel_handshake_age,
             tunnel_rx_bytes,
             tunnel_tx_bytes,
+            cluster_api_up,
+            cluster_api_synced,
         }
     }
 
@@ -296,6 +322,21 @@ impl Metrics {
                     vip: import.vip.map(|v| v.to_string()).unwrap_or_default(),
                 })
                 .set(i64::try_from(import.clusters.len()).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Records whether each cluster's API server answers (Kubernetes mode).
+    pub fn observe_clusters(&self, clusters: &BTreeMap<ClusterId, Reachability>) {
+        for (cluster, reachability) in clusters {
+            let labels = ClusterLabels {
+                cluster: cluster.clone(),
+            };
+            self.cluster_api_up
+                .get_or_create(&labels)
+                .set(i64::from(reachability.up()));
+            self.cluster_api_synced
+                .get_or_create(&labels)
+                .set(i64::from(reachability.synced));
         }
     }
 

@@ -16,6 +16,8 @@ use tracing::{debug, info};
 
 use super::{Check, Health, Metrics};
 use crate::desired::DesiredState;
+use crate::kube::{ClusterHealth, Reachability};
+use crate::model::ClusterId;
 
 /// What the admin endpoint reads.
 #[derive(Clone, Debug)]
@@ -23,6 +25,8 @@ pub struct AdminState {
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
     pub current: tokio::sync::watch::Receiver<Option<Arc<DesiredState>>>,
+    /// Kubernetes mode: whether this cluster's and the peers' API servers answer.
+    pub clusters: Option<Arc<ClusterHealth>>,
 }
 
 /// `/status` as JSON.
@@ -30,6 +34,9 @@ pub struct AdminState {
 pub struct StatusReport<'a> {
     pub ready: bool,
     pub checks: BTreeMap<&'static str, Check>,
+    /// Kubernetes mode: each cluster's API server, by cluster ID.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clusters: Option<BTreeMap<ClusterId, Reachability>>,
     /// The last applied desired state; absent before the first reconcile.
     pub state: Option<&'a DesiredState>,
 }
@@ -89,11 +96,16 @@ fn route(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     }
     let query = req.uri().query().unwrap_or("");
     match req.uri().path() {
-        "/metrics" => respond(
-            StatusCode::OK,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            state.metrics.encode(),
-        ),
+        "/metrics" => {
+            if let Some(clusters) = &state.clusters {
+                state.metrics.observe_clusters(&clusters.snapshot());
+            }
+            respond(
+                StatusCode::OK,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                state.metrics.encode(),
+            )
+        }
         "/healthz" | "/livez" => respond(StatusCode::OK, "text/plain", "ok\n".into()),
         "/readyz" => {
             let code = if state.health.ready() {
@@ -105,8 +117,12 @@ fn route(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         }
         "/status" => {
             let current = state.current.borrow().clone();
+            let clusters = state.clusters.as_ref().map(|c| c.snapshot());
             if query.split('&').any(|kv| kv == "format=table") {
                 let mut text = state.health.report();
+                if let Some(clusters) = &clusters {
+                    text.push_str(&crate::render::cluster_api_table(clusters));
+                }
                 match &current {
                     Some(s) => text.push_str(&crate::render::plan_table(s)),
                     None => text.push_str("no desired state applied yet\n"),
@@ -116,6 +132,7 @@ fn route(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             let report = StatusReport {
                 ready: state.health.ready(),
                 checks: state.health.checks(),
+                clusters,
                 state: current.as_deref(),
             };
             match serde_json::to_string_pretty(&report) {

@@ -96,6 +96,7 @@ pub async fn run(cmd: GatewayCmd) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         health: health.clone(),
         current: reconciler.subscribe(),
+        clusters: kube.as_ref().map(|k| k.health()),
     };
     tasks.spawn(
         {

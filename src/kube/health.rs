@@ -18,9 +18,25 @@ pub const WARN_EVERY: Duration = Duration::from_secs(60);
 pub struct Reachability {
     /// Whether every watch of the cluster has listed its objects at least once.
     pub synced: bool,
-    /// How long the API server has been failing, when it is.
+    /// How long the API server has been failing, when it is (in JSON: seconds).
+    #[serde(rename = "unreachable_seconds", serialize_with = "seconds")]
     pub unreachable_for: Option<Duration>,
     pub last_error: Option<String>,
+}
+
+impl Reachability {
+    /// The API server answers (it has not failed since it last did).
+    pub fn up(&self) -> bool {
+        self.unreachable_for.is_none()
+    }
+}
+
+/// A duration as seconds, to the millisecond.
+fn seconds<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_some(&(d.as_millis() as f64 / 1000.0)),
+        None => s.serialize_none(),
+    }
 }
 
 #[derive(Debug, Default)]

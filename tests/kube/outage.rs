@@ -48,6 +48,60 @@ async fn api_servers_stopped_and_resumed_converge_again_and_dns_keeps_answering(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_api_server_shows_in_metrics_and_status_until_it_returns() {
+    let cs = Clusterset::start(2).await;
+    let api = |up: i64| {
+        let cs = &cs;
+        move || async move {
+            let metrics = cs.admin_get(1, "/metrics").await?;
+            let want = [
+                format!("mcwan_cluster_api_up{{cluster=\"cluster-1\"}} {up}\n"),
+                "mcwan_cluster_api_synced{cluster=\"cluster-1\"} 1\n".to_owned(),
+                "mcwan_cluster_api_up{cluster=\"cluster-2\"} 1\n".to_owned(),
+            ];
+            want.iter().all(|line| metrics.contains(line)).then_some(())
+        }
+    };
+    cs.wait_for(
+        "cluster-2's gateway to see both API servers up and synced",
+        api(1),
+    )
+    .await;
+
+    cs.sim(0).stop().await;
+    cs.wait_for(
+        "cluster-2's gateway to see cluster-1's API server down",
+        api(0),
+    )
+    .await;
+    let status: serde_json::Value =
+        serde_json::from_str(&cs.admin_get(1, "/status").await.unwrap()).unwrap();
+    let peer = &status["clusters"]["cluster-1"];
+    assert!(peer["unreachable_seconds"].as_f64().is_some(), "{status:#}");
+    assert!(
+        peer["last_error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{status:#}"
+    );
+    assert_eq!(
+        status["clusters"]["cluster-2"]["unreachable_seconds"],
+        json!(null)
+    );
+    let table = cs.admin_get(1, "/status?format=table").await.unwrap();
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("cluster-1 "))
+        .unwrap_or_else(|| panic!("no cluster-1 row in `mcwan status`:\n{table}"));
+    assert!(row.contains("unreachable for"), "{table}");
+
+    cs.sim(0).resume().await.unwrap();
+    cs.wait_for(
+        "cluster-2's gateway to see cluster-1's API server again",
+        api(1),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_compacted_history_relists_without_dns_or_write_churn() {
     let cs = Clusterset::start(2).await;
     export_service(cs.sim(0), "shop", "cart");

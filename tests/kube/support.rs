@@ -146,6 +146,12 @@ impl Clusterset {
         &self.clusters[i].sim
     }
 
+    /// GET `path` from cluster `i`'s gateway's admin endpoint (None while it does not answer).
+    pub async fn admin_get(&self, i: usize, path: &str) -> Option<String> {
+        let addr = format!("127.0.0.1:{}", self.clusters[i].admin);
+        mcwan::admin::client::get(&addr, path).await.ok()
+    }
+
     /// Starts (or restarts) the gateway of cluster `i` and waits until its DNS answers.
     pub async fn start_gateway(&mut self, i: usize) {
         self.stop_gateway(i);
