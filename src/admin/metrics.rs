@@ -92,6 +92,21 @@ pub struct ClusterLabels {
     pub cluster: String,
 }
 
+/// The metrics' common prefix.
+const PREFIX: &str = "mcwan";
+
+/// Registers `metric` as `name` and notes its family name (what `# TYPE` lines show).
+fn register(
+    registry: &mut Registry,
+    families: &mut Vec<String>,
+    name: &str,
+    help: &str,
+    metric: impl prometheus_client::registry::Metric,
+) {
+    families.push(format!("{PREFIX}_{name}"));
+    registry.register(name, help, metric);
+}
+
 fn latency_histogram() -> Histogram {
     // 10 µs .. ~5 s
     Histogram::new(exponential_buckets(0.000_01, 3.0, 13))
@@ -100,6 +115,7 @@ fn latency_histogram() -> Histogram {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
+    families: Vec<String>,
     pub dns_queries: Family<DnsLabels, Counter>,
     pub dns_duration: Family<QtypeLabels, Histogram>,
     pub catalog_objects: Family<CatalogLabels, Gauge>,
@@ -129,49 +145,70 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("mcwan");
+        let mut registry = Registry::with_prefix(PREFIX);
+        let mut families = Vec::new();
         let dns_queries = Family::default();
-        registry.register("dns_queries", "DNS queries answered", dns_queries.clone());
+        register(
+            &mut registry,
+            &mut families,
+            "dns_queries",
+            "DNS queries answered",
+            dns_queries.clone(),
+        );
         let dns_duration = Family::<QtypeLabels, Histogram>::new_with_constructor(
             latency_histogram as fn() -> Histogram,
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut families,
             "dns_query_duration_seconds",
             "Time to answer a DNS query",
             dns_duration.clone(),
         );
         let catalog_objects = Family::default();
-        registry.register(
+        register(
+            &mut registry,
+            &mut families,
             "catalog_objects",
             "Objects in the catalog",
             catalog_objects.clone(),
         );
         let problems = Family::default();
-        registry.register(
+        register(
+            &mut registry,
+            &mut families,
             "problems",
             "Input problems currently reported",
             problems.clone(),
         );
         let reconciles = Counter::default();
-        registry.register(
+        register(
+            &mut registry,
+            &mut families,
             "reconciles",
             "Desired-state computations applied",
             reconciles.clone(),
         );
         let reconcile_duration = latency_histogram();
-        registry.register(
+        register(
+            &mut registry,
+            &mut families,
             "reconcile_duration_seconds",
             "Time to compute and apply the desired state",
             reconcile_duration.clone(),
         );
         let actuator_desired = Family::default();
-        registry.register(
+        register(
+            &mut registry,
+            &mut families,
             "actuator_desired",
             "Objects an actuator should have in place",
             actuator_desired.clone(),
         );
         let actuator_applied = Family::default();
-        registry.register(
+        register(
+            &mut registry,
+            &mut families,
             "actuator_applied",
             "Objects an actuator has in place",
             actuator_applied.clone(),
@@ -179,31 +216,41 @@ impl Metrics {
         let actuator_sync_duration = Family::<ActuatorLabels, Histogram>::new_with_constructor(
             latency_histogram as fn() -> Histogram,
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut families,
             "actuator_sync_duration_seconds",
             "Time of one actuator sync",
             actuator_sync_duration.clone(),
         );
         let actuator_operations = Family::default();
-        registry.register(
+        register(
+            &mut registry,
+            &mut families,
             "actuator_operations",
             "Changes made by an actuator",
             actuator_operations.clone(),
         );
         let actuator_errors = Family::default();
-        registry.register(
+        register(
+            &mut registry,
+            &mut families,
             "actuator_errors",
             "Failed actuator syncs",
             actuator_errors.clone(),
         );
         let import_healthy_clusters = Family::default();
-        registry.register(
+        register(
+            &mut registry,
+            &mut families,
             "import_healthy_clusters",
             "Healthy clusters backing an imported service",
             import_healthy_clusters.clone(),
         );
         let peer_up = Family::default();
-        registry.register(
+        register(
+            &mut registry,
+            &mut families,
             "peer_up",
             "1 when the peer gateway passes its health checks",
             peer_up.clone(),
@@ -211,43 +258,56 @@ impl Metrics {
         let peer_rtt = Family::<PeerLabels, Histogram>::new_with_constructor(
             latency_histogram as fn() -> Histogram,
         );
-        registry.register(
+        register(
+            &mut registry,
+            &mut families,
             "peer_rtt_seconds",
             "Round-trip time of health probes to a peer gateway",
             peer_rtt.clone(),
         );
         let tunnel_handshake_age = Family::default();
-        registry.register(
+        register(
+            &mut registry,
+            &mut families,
             "tunnel_handshake_age_seconds",
             "Seconds since the last WireGuard handshake with a peer (-1: none yet)",
             tunnel_handshake_age.clone(),
         );
         let tunnel_rx_bytes = Family::default();
-        registry.register(
+        register(
+            &mut registry,
+            &mut families,
             "tunnel_rx_bytes",
             "Bytes received from a peer over its WireGuard tunnel",
             tunnel_rx_bytes.clone(),
         );
         let tunnel_tx_bytes = Family::default();
-        registry.register(
+        register(
+            &mut registry,
+            &mut families,
             "tunnel_tx_bytes",
             "Bytes sent to a peer over its WireGuard tunnel",
             tunnel_tx_bytes.clone(),
         );
         let cluster_api_up = Family::default();
-        registry.register(
+        register(
+            &mut registry,
+            &mut families,
             "cluster_api_up",
             "1 while the cluster's API server answers the gateway's watches",
             cluster_api_up.clone(),
         );
         let cluster_api_synced = Family::default();
-        registry.register(
+        register(
+            &mut registry,
+            &mut families,
             "cluster_api_synced",
             "1 once every watch of the cluster's API server has listed its objects",
             cluster_api_synced.clone(),
         );
         Self {
             registry,
+            families,
             dns_queries,
             dns_duration,
             catalog_objects,
@@ -268,6 +328,12 @@ impl Metrics {
             cluster_api_up,
             cluster_api_synced,
         }
+    }
+
+    /// Every metric family's name, as `# TYPE` lines of the exposition give it (counters
+    /// without `_total`); a family shows there only once it has a series.
+    pub fn families(&self) -> impl Iterator<Item = &str> {
+        self.families.iter().map(String::as_str)
     }
 
     /// The text exposition of every metric.
@@ -421,5 +487,27 @@ impl mcwan_dns::QueryObserver for DnsObserver {
             .dns_duration
             .get_or_create(&QtypeLabels { qtype })
             .observe(event.elapsed.as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_family_is_in_the_table_of_the_module_docs() {
+        let docs: String = include_str!("metrics.rs")
+            .lines()
+            .take_while(|l| l.starts_with("//!"))
+            .collect();
+        let metrics = Metrics::new();
+        assert!(metrics.families().count() >= 19);
+        for family in metrics.families() {
+            assert!(
+                docs.contains(&format!("`{family}`"))
+                    || docs.contains(&format!("`{family}_total`")),
+                "{family} is not in the table of src/admin/metrics.rs"
+            );
+        }
     }
 }
