@@ -107,7 +107,6 @@ fn vs_rows(table: &mut Table, servers: &[VirtualServer]) {
     }
 }
 
-/// `mcwan plan`'s table output.
 /// Kubernetes mode: each cluster's API server as the gateway sees it (`mcwan status`).
 pub fn cluster_api_table(clusters: &BTreeMap<ClusterId, Reachability>) -> String {
     let mut table = Table::new(&["CLUSTER", "API", "SYNCED", "LAST ERROR"]);
@@ -132,6 +131,7 @@ pub fn cluster_api_table(clusters: &BTreeMap<ClusterId, Reachability>) -> String
     out
 }
 
+/// `mcwan plan`'s table output.
 pub fn plan_table(state: &DesiredState) -> String {
     let mut out = format!("desired state of cluster {}'s gateway\n", state.cluster_id);
 
