@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)] // test helpers fail the test on any error
 
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,13 +18,9 @@ pub const MCS: &str = "multicluster.x-k8s.io/v1alpha1";
 pub const DISCOVERY: &str = "discovery.k8s.io/v1";
 pub const TIMEOUT: Duration = Duration::from_secs(20);
 
-pub fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+#[path = "../support/ports.rs"]
+mod ports;
+pub use ports::free_port;
 
 /// One `mcwan gateway --kube` process.
 pub struct Gateway {
