@@ -201,9 +201,19 @@ fn gradual_fallback(lab: &Lab) {
                 1,
             )
     };
+    // The pod backs payment's ingress services in cluster-1 and other services there.
+    let pod_in_ingress = || lab.ipvsadm(1).unwrap().matches("10.1.2.12:").count();
+    let before = pod_in_ingress();
     lab.write_manifest(1, "payment.secure.yaml", &manifest(false))
         .unwrap();
     wait_for_weights(lab, vip, &["3000", "7000"]);
+    // Sample once cluster-1's ingress has let the pod go from payment too: a connection that
+    // reached the pod just before is cut when its real server goes (expire_nodest_conn).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while pod_in_ingress() >= before {
+        assert!(Instant::now() < deadline, "{}", lab.ipvsadm(1).unwrap());
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let answered: std::collections::BTreeSet<String> = (0..20)
         .map(|_| {
             lab.connect(2, vip, Duration::from_secs(5))
