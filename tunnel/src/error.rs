@@ -34,7 +34,7 @@ pub enum Error {
         errno: i32,
         message: String,
     },
-    #[error("boringtun device {ifname}: {message}")]
+    #[error("userspace WireGuard device {ifname}: {message}")]
     Userspace { ifname: String, message: String },
     #[error("UAPI of {ifname} answered errno {errno}")]
     UapiErrno { ifname: String, errno: i32 },

@@ -6,8 +6,8 @@
 //! creates its UDP socket with the kernel's default receive buffer (208 KiB), which overflows
 //! under a fast sender, and TCP takes the drops for congestion; it also moves one packet per
 //! system call. Ours forces a large socket buffer, reads and writes the TUN in batches with
-//! the kernel's offloads (TSO in, GRO out) and the socket in batches too (`recvmmsg`,
-//! `UDP_SEGMENT`), on one packet thread per device (see [`datapath`]). All `unsafe` stays in
+//! the kernel's offloads (TSO in, GRO out) and the socket in batches too (`recvmmsg` with UDP
+//! GRO, `UDP_SEGMENT`), on one packet thread per device (see [`datapath`]). All `unsafe` stays in
 //! boringtun, tun-rs, nix and socket2.
 //!
 //! [`Tunnels`](crate::Tunnels) configures a device directly (no socket round trip) with the
