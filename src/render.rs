@@ -324,11 +324,22 @@ pub fn plan_table(state: &DesiredState) -> String {
 
 /// The CRDs as one multi-document YAML stream.
 pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
+    let mut cluster_property = crd::ClusterProperty::crd();
+    // about.k8s.io is a protected group (KEP-1111): kube-apiserver refuses a CRD in it without
+    // the approval annotation, which for ClusterProperty names KEP-2149's API review.
+    cluster_property
+        .metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(
+            "api-approved.kubernetes.io".to_owned(),
+            "https://github.com/kubernetes/enhancements/pull/3084".to_owned(),
+        );
     let crds = [
         crd::ServiceExport::crd(),
         crd::ServiceImport::crd(),
         crd::WanPolicy::crd(),
-        crd::ClusterProperty::crd(),
+        cluster_property,
     ];
     let mut out = String::new();
     for c in crds {
