@@ -4,13 +4,17 @@ use serde_json::Value;
 
 use crate::support::*;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn export_creates_the_service_export_and_refuses_what_does_not_exist() {
-    let cs = Clusterset::new(1).await;
+crate::on_both_api_servers!(
+    export_creates_the_service_export_and_refuses_what_does_not_exist,
+    status_shows_conditions_clusterset_ip_importers_and_ingress,
+);
+
+async fn export_creates_the_service_export_and_refuses_what_does_not_exist(backend: Backend) {
+    let cs = Clusterset::new(backend, 1).await;
     let kubeconfig = cs.kubeconfig(0);
-    cs.sim(0)
-        .create_json(mk_service("shop", "cart", &[("http", 80)]))
-        .unwrap();
+    cs.api(0)
+        .create(mk_service("shop", "cart", &[("http", 80)]))
+        .await;
 
     let (ok, out, err) = mcwan(
         &kubeconfig,
@@ -19,8 +23,9 @@ async fn export_creates_the_service_export_and_refuses_what_does_not_exist() {
     assert!(ok, "{err}");
     assert!(out.contains("exported shop/cart"), "{out}");
     let export = cs
-        .sim(0)
-        .get_json(MCS, "serviceexports", Some("shop"), "cart")
+        .api(0)
+        .get(MCS, "serviceexports", Some("shop"), "cart")
+        .await
         .unwrap();
     assert_eq!(
         export["metadata"]["annotations"]["mcw.l7mp.io/mc-wan-policy"],
@@ -43,8 +48,9 @@ async fn export_creates_the_service_export_and_refuses_what_does_not_exist() {
     );
     assert!(ok, "{err}");
     let export = cs
-        .sim(0)
-        .get_json(MCS, "serviceexports", Some("shop"), "cart")
+        .api(0)
+        .get(MCS, "serviceexports", Some("shop"), "cart")
+        .await
         .unwrap();
     let annotations = &export["metadata"]["annotations"];
     assert_eq!(annotations["mcw.l7mp.io/affinity"], "local");
@@ -88,18 +94,18 @@ async fn export_creates_the_service_export_and_refuses_what_does_not_exist() {
     let (ok, _, err) = mcwan(&kubeconfig, &["unexport", "cart/shop"]);
     assert!(ok, "{err}");
     assert!(cs
-        .sim(0)
-        .get_json(MCS, "serviceexports", Some("shop"), "cart")
+        .api(0)
+        .get(MCS, "serviceexports", Some("shop"), "cart")
+        .await
         .is_none());
     let (ok, _, err) = mcwan(&kubeconfig, &["unexport", "cart/shop"]);
     assert!(!ok);
     assert!(err.contains("not exported"), "{err}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn status_shows_conditions_clusterset_ip_importers_and_ingress() {
-    let cs = Clusterset::start(2).await;
-    export_service(cs.sim(0), "shop", "cart");
+async fn status_shows_conditions_clusterset_ip_importers_and_ingress(backend: Backend) {
+    let cs = Clusterset::start(backend, 2).await;
+    export_service(cs.api(0), "shop", "cart").await;
     cs.wait_for_a(1, "shop", "cart").await;
     cs.wait_for_object(1, MCS, "serviceimports", Some("shop"), "cart", |_| true)
         .await;

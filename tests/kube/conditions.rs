@@ -6,14 +6,18 @@ use serde_json::Value;
 
 use crate::support::*;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unknown_wan_policy_is_valid_false_naming_it_and_a_warning_event() {
-    let cs = Clusterset::start(2).await;
-    let sim = cs.sim(0);
-    sim.create_json(mk_service("shop", "cart", &[("http", 80)]))
-        .unwrap();
-    sim.create_json(mk_export("shop", "cart", Some("platinum")))
-        .unwrap();
+crate::on_both_api_servers!(
+    an_unknown_wan_policy_is_valid_false_naming_it_and_a_warning_event,
+    conflicting_exports_are_flagged_on_every_export_and_the_oldest_wins,
+);
+
+async fn an_unknown_wan_policy_is_valid_false_naming_it_and_a_warning_event(backend: Backend) {
+    let cs = Clusterset::start(backend, 2).await;
+    let api = cs.api(0);
+    api.create(mk_service("shop", "cart", &[("http", 80)]))
+        .await;
+    api.create(mk_export("shop", "cart", Some("platinum")))
+        .await;
 
     let export = cs
         .wait_for_object(0, MCS, "serviceexports", Some("shop"), "cart", |e| {
@@ -29,8 +33,9 @@ async fn an_unknown_wan_policy_is_valid_false_naming_it_and_a_warning_event() {
 
     let event = cs
         .wait_for("a Warning event about the export", || async {
-            cs.sim(0)
-                .list_json("events.k8s.io/v1", "events", Some("shop"))
+            cs.api(0)
+                .list("events.k8s.io/v1", "events", Some("shop"))
+                .await
                 .into_iter()
                 .find(|e| e["regarding"]["name"] == "cart" && e["reason"] == "InvalidExport")
         })
@@ -43,8 +48,9 @@ async fn an_unknown_wan_policy_is_valid_false_naming_it_and_a_warning_event() {
     // Nothing is imported from an invalid export.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(cs
-        .sim(1)
-        .get_json(MCS, "serviceimports", Some("shop"), "cart")
+        .api(1)
+        .get(MCS, "serviceimports", Some("shop"), "cart")
+        .await
         .is_none());
 }
 
@@ -57,26 +63,21 @@ fn ports(import: &Value) -> Vec<u64> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn conflicting_exports_are_flagged_on_every_export_and_the_oldest_wins() {
-    let cs = Clusterset::start(3).await;
+async fn conflicting_exports_are_flagged_on_every_export_and_the_oldest_wins(backend: Backend) {
+    let cs = Clusterset::start(backend, 3).await;
     // cluster-2 exports first (port 80), cluster-1 later with another port under the same name.
-    let older = cs.sim(1);
+    let older = cs.api(1);
     older
-        .create_json(mk_service("shop", "api", &[("http", 80)]))
-        .unwrap();
-    older
-        .create_json(mk_export("shop", "api", Some("gold")))
-        .unwrap();
+        .create(mk_service("shop", "api", &[("http", 80)]))
+        .await;
+    older.create(mk_export("shop", "api", Some("gold"))).await;
     // creationTimestamp has second precision.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let newer = cs.sim(0);
+    let newer = cs.api(0);
     newer
-        .create_json(mk_service("shop", "api", &[("http", 8080)]))
-        .unwrap();
-    newer
-        .create_json(mk_export("shop", "api", Some("gold")))
-        .unwrap();
+        .create(mk_service("shop", "api", &[("http", 8080)]))
+        .await;
+    newer.create(mk_export("shop", "api", Some("gold"))).await;
 
     for i in [0, 1] {
         let export = cs

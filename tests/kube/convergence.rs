@@ -1,8 +1,18 @@
-//! The convergence benchmark (ignored in normal runs; `bench/convergence/run`): time from a
-//! ServiceExport created in cluster-1 to the DNS answer of cluster-2's gateway, one service
-//! after another.
+//! The convergence benchmark (ignored in normal runs; `bench/convergence/run`): with
+//! `MCWAN_BENCH_SERVICES` services already exported from cluster-1 and imported by cluster-2,
+//! the time from one more ServiceExport created in cluster-1 to the DNS answer of cluster-2's
+//! gateway, `MCWAN_BENCH_SAMPLES` times, one after another; beside it, the time until CoreDNS
+//! with the `multicluster` plugin, reading cluster-2's API server, answers for the
+//! ServiceImport mcwan wrote. Run at two sizes, the two show how the cost of one change grows
+//! with the clusterset.
+//!
+//! `MCWAN_BENCH_API`: `kube-apiserver` (default, testbed/) or `kubesim`.
 
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use futures::StreamExt;
 
 use crate::support::*;
 
@@ -11,74 +21,202 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// CoreDNS serving `clusterset.local` with the multicluster plugin from `kubeconfig`.
+struct CoreDns {
+    child: Child,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for CoreDns {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl CoreDns {
+    fn start(kubeconfig: &std::path::Path) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let corefile = dir.path().join("Corefile");
+        std::fs::write(
+            &corefile,
+            format!(
+                "clusterset.local:{} {{\n    bind 127.0.0.1\n    multicluster clusterset.local {{\n        kubeconfig {}\n    }}\n}}\n",
+                addr.port(),
+                kubeconfig.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(testbed::bin("coredns"))
+            .arg("-conf")
+            .arg(&corefile)
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.path().join("coredns.log")).unwrap(),
+            ))
+            .spawn()
+            .unwrap();
+        Self {
+            child,
+            addr,
+            _dir: dir,
+        }
+    }
+}
+
+async fn answered(dns: SocketAddr, qname: &str) -> bool {
+    a_records(dns, qname).await.is_some_and(|a| !a.is_empty())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: run with bench/convergence/run"]
 async fn convergence_from_export_to_dns_answer() {
-    let services: usize = std::env::var("MCWAN_BENCH_SERVICES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
-    let cs = Clusterset::start(2).await;
+    let services = env_number("MCWAN_BENCH_SERVICES", 1000);
+    let samples = env_number("MCWAN_BENCH_SAMPLES", 100).max(1);
+    let backend = match std::env::var("MCWAN_BENCH_API").as_deref() {
+        Ok("kubesim") => Backend::KubeSim,
+        Ok("kube-apiserver") | Err(_) => Backend::Real,
+        Ok(other) => panic!("MCWAN_BENCH_API={other}: kube-apiserver or kubesim"),
+    };
+    let cs = Clusterset::start(backend, 2).await;
     for c in &cs.clusters {
-        c.sim
-            .create_json(mk_policy("bulk", "bulk", 40000, 20000))
-            .unwrap();
+        c.api.create(mk_policy("bulk", "bulk", 40000, 20000)).await;
     }
-    let exporter = cs.sim(0);
+    let exporter = cs.api(0);
     let dns = cs.clusters[1].dns;
-    let mut times = Vec::with_capacity(services);
-    for i in 0..services {
+
+    // The clusterset's size: exported at once, then waited for.
+    let started = Instant::now();
+    let objects = (0..services).flat_map(|i| {
+        let name = format!("bulk-{i}");
+        [
+            mk_service("shop", &name, &[("http", 80)]),
+            mk_slice("shop", &name, &[("a", "10.1.0.1")], &[("http", 8080)]),
+            mk_export("shop", &name, Some("bulk")),
+        ]
+    });
+    futures::stream::iter(objects)
+        .for_each_concurrent(16, |obj| async move {
+            exporter.create(obj).await;
+        })
+        .await;
+    if services > 0 {
+        let last = format!("bulk-{}.shop.svc.clusterset.local.", services - 1);
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while !answered(dns, &last).await {
+            assert!(Instant::now() < deadline, "{last} never answered");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        loop {
+            let imported = cs
+                .api(1)
+                .list(MCS, "serviceimports", Some("shop"))
+                .await
+                .len();
+            if imported >= services {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{imported} of {services} imported\n{}",
+                cs.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let populated = started.elapsed();
+
+    let coredns = (backend == Backend::Real).then(|| {
+        let ClusterApi::Real { server, .. } = &cs.clusters[1].api else {
+            unreachable!()
+        };
+        CoreDns::start(&server.lock().unwrap().kubeconfig())
+    });
+    if let Some(coredns) = &coredns {
+        if services > 0 {
+            let last = format!("bulk-{}.shop.svc.clusterset.local.", services - 1);
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while !answered(coredns.addr, &last).await {
+                assert!(Instant::now() < deadline, "CoreDNS never answered {last}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+
+    let mut gateway_times = Vec::with_capacity(samples);
+    let mut coredns_times = Vec::with_capacity(samples);
+    for i in 0..samples {
         let name = format!("svc-{i}");
         exporter
-            .create_json(mk_service("shop", &name, &[("http", 80)]))
-            .unwrap();
+            .create(mk_service("shop", &name, &[("http", 80)]))
+            .await;
         exporter
-            .create_json(mk_slice(
+            .create(mk_slice(
                 "shop",
                 &name,
                 &[("a", "10.1.0.1")],
                 &[("http", 8080)],
             ))
-            .unwrap();
+            .await;
         let qname = format!("{name}.shop.svc.clusterset.local.");
         let started = Instant::now();
         exporter
-            .create_json(mk_export("shop", &name, Some("bulk")))
-            .unwrap();
-        loop {
-            if a_records(dns, &qname).await.is_some_and(|a| !a.is_empty()) {
-                break;
+            .create(mk_export("shop", &name, Some("bulk")))
+            .await;
+        let (mut gateway, mut peer) = (None, None);
+        while gateway.is_none() || (coredns.is_some() && peer.is_none()) {
+            if gateway.is_none() && answered(dns, &qname).await {
+                gateway = Some(started.elapsed());
+            }
+            if let Some(coredns) = coredns.as_ref().filter(|_| peer.is_none()) {
+                if answered(coredns.addr, &qname).await {
+                    peer = Some(started.elapsed());
+                }
             }
             assert!(
                 started.elapsed() < TIMEOUT,
-                "{qname} never answered\n{}",
+                "{qname} never answered (gateway: {gateway:?}, CoreDNS: {peer:?})\n{}",
                 cs.logs()
             );
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        times.push(started.elapsed());
+        gateway_times.extend(gateway);
+        coredns_times.extend(peer);
     }
-    let mut sorted = times.clone();
-    sorted.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let (p50, p90, p99, max) = (
-        percentile(&sorted, 0.50),
-        percentile(&sorted, 0.90),
-        percentile(&sorted, 0.99),
-        sorted[sorted.len() - 1],
-    );
-    let first = &times[..times.len().min(100)];
-    let last = &times[times.len().saturating_sub(100)..];
-    let mean = |t: &[Duration]| t.iter().map(|d| ms(*d)).sum::<f64>() / t.len() as f64;
+    let api = match backend {
+        Backend::Real => "kube-apiserver",
+        Backend::KubeSim => "kubesim",
+    };
     println!(
-        "convergence: services={services} p50={:.1}ms p90={:.1}ms p99={:.1}ms max={:.1}ms mean(first 100)={:.1}ms mean(last 100)={:.1}ms",
-        ms(p50),
-        ms(p90),
-        ms(p99),
-        ms(max),
-        mean(first),
-        mean(last)
+        "convergence: api={api} services={services} samples={samples} populated_in={:.1}s",
+        populated.as_secs_f64()
     );
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let report = |what: &str, times: &[Duration]| {
+        let mut sorted = times.to_vec();
+        sorted.sort();
+        println!(
+            "convergence: {what} p50={:.1}ms p90={:.1}ms p99={:.1}ms max={:.1}ms",
+            ms(percentile(&sorted, 0.50)),
+            ms(percentile(&sorted, 0.90)),
+            ms(percentile(&sorted, 0.99)),
+            ms(sorted[sorted.len() - 1]),
+        );
+        percentile(&sorted, 0.99)
+    };
+    let p99 = report("mcwan-gateway", &gateway_times);
+    if !coredns_times.is_empty() {
+        report("coredns-multicluster", &coredns_times);
+    }
     assert!(
         p99 < Duration::from_secs(1),
         "p99 {p99:?} is over the 1 s goal"

@@ -4,6 +4,14 @@ use serde_json::Value;
 
 use crate::support::*;
 
+crate::on_both_api_servers!(
+    an_export_in_cluster_1_is_imported_with_a_vip_and_a_dns_answer_in_cluster_2,
+    the_importer_sends_to_the_ingress_the_exporter_published,
+    unexport_removes_the_import_its_slices_and_the_dns_name,
+    no_import_where_the_namespace_is_absent_until_it_is_created,
+    a_headless_export_imports_its_ready_endpoints_with_hostnames,
+);
+
 fn ips(import: &Value) -> Vec<String> {
     import["spec"]["ips"]
         .as_array()
@@ -15,10 +23,11 @@ fn ips(import: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_export_in_cluster_1_is_imported_with_a_vip_and_a_dns_answer_in_cluster_2() {
-    let cs = Clusterset::start(2).await;
-    export_service(cs.sim(0), "shop", "cart");
+async fn an_export_in_cluster_1_is_imported_with_a_vip_and_a_dns_answer_in_cluster_2(
+    backend: Backend,
+) {
+    let cs = Clusterset::start(backend, 2).await;
+    export_service(cs.api(0), "shop", "cart").await;
 
     let import = cs
         .wait_for_object(1, MCS, "serviceimports", Some("shop"), "cart", |si| {
@@ -43,10 +52,9 @@ async fn an_export_in_cluster_1_is_imported_with_a_vip_and_a_dns_answer_in_clust
     assert!(condition_is(&export, "Conflict", "False"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_importer_sends_to_the_ingress_the_exporter_published() {
-    let cs = Clusterset::start(2).await;
-    export_service(cs.sim(0), "shop", "cart");
+async fn the_importer_sends_to_the_ingress_the_exporter_published(backend: Backend) {
+    let cs = Clusterset::start(backend, 2).await;
+    export_service(cs.api(0), "shop", "cart").await;
 
     let published = cs
         .wait_for_object(
@@ -106,10 +114,9 @@ async fn the_importer_sends_to_the_ingress_the_exporter_published() {
     assert_eq!(imported["ports"][0]["port"], published["ports"][0]["port"]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unexport_removes_the_import_its_slices_and_the_dns_name() {
-    let cs = Clusterset::start(2).await;
-    export_service(cs.sim(0), "shop", "cart");
+async fn unexport_removes_the_import_its_slices_and_the_dns_name(backend: Backend) {
+    let cs = Clusterset::start(backend, 2).await;
+    export_service(cs.api(0), "shop", "cart").await;
     cs.wait_for_a(1, "shop", "cart").await;
     cs.wait_for_object(
         1,
@@ -121,9 +128,9 @@ async fn unexport_removes_the_import_its_slices_and_the_dns_name() {
     )
     .await;
 
-    cs.sim(0)
-        .delete_json(MCS, "serviceexports", Some("shop"), "cart")
-        .unwrap();
+    cs.api(0)
+        .delete(MCS, "serviceexports", Some("shop"), "cart")
+        .await;
     cs.wait_for_nxdomain(1, "shop", "cart").await;
     cs.wait_for_absent(1, MCS, "serviceimports", Some("shop"), "cart")
         .await;
@@ -145,11 +152,10 @@ async fn unexport_removes_the_import_its_slices_and_the_dns_name() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_import_where_the_namespace_is_absent_until_it_is_created() {
-    let cs = Clusterset::start(2).await;
-    cs.sim(0).create_namespace("billing").unwrap();
-    export_service(cs.sim(0), "billing", "ledger");
+async fn no_import_where_the_namespace_is_absent_until_it_is_created(backend: Backend) {
+    let cs = Clusterset::start(backend, 2).await;
+    cs.api(0).create_namespace("billing").await;
+    export_service(cs.api(0), "billing", "ledger").await;
     cs.wait_for_object(0, MCS, "serviceexports", Some("billing"), "ledger", |e| {
         condition_is(e, "Ready", "True")
     })
@@ -157,12 +163,13 @@ async fn no_import_where_the_namespace_is_absent_until_it_is_created() {
     // Give the importer time to (wrongly) act, then check it did not.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert!(cs
-        .sim(1)
-        .get_json(MCS, "serviceimports", Some("billing"), "ledger")
+        .api(1)
+        .get(MCS, "serviceimports", Some("billing"), "ledger")
+        .await
         .is_none());
     cs.wait_for_nxdomain(1, "billing", "ledger").await;
 
-    cs.sim(1).create_namespace("billing").unwrap();
+    cs.api(1).create_namespace("billing").await;
     cs.wait_for_object(1, MCS, "serviceimports", Some("billing"), "ledger", |_| {
         true
     })
@@ -170,20 +177,18 @@ async fn no_import_where_the_namespace_is_absent_until_it_is_created() {
     cs.wait_for_a(1, "billing", "ledger").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_headless_export_imports_its_ready_endpoints_with_hostnames() {
-    let cs = Clusterset::start(2).await;
-    let sim = cs.sim(0);
-    sim.create_json(mk_headless("shop", "db", &[("pg", 5432)]))
-        .unwrap();
-    sim.create_json(mk_slice(
+async fn a_headless_export_imports_its_ready_endpoints_with_hostnames(backend: Backend) {
+    let cs = Clusterset::start(backend, 2).await;
+    let api = cs.api(0);
+    api.create(mk_headless("shop", "db", &[("pg", 5432)])).await;
+    api.create(mk_slice(
         "shop",
         "db",
         &[("db-0", "10.1.0.7")],
         &[("pg", 5432)],
     ))
-    .unwrap();
-    sim.create_json(mk_export("shop", "db", None)).unwrap();
+    .await;
+    api.create(mk_export("shop", "db", None)).await;
 
     let import = cs
         .wait_for_object(1, MCS, "serviceimports", Some("shop"), "db", |_| true)

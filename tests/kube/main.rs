@@ -1,6 +1,15 @@
-//! Kubernetes mode end to end: KubeSim API servers play the clusters, `mcwan gateway --kube`
+//! Kubernetes mode end to end: API servers play the clusters, `mcwan gateway --kube`
 //! runs per cluster with its kubeconfig and its peers', and the tests look at what users see:
 //! ServiceImports, EndpointSlices, ServiceExport conditions, Events, DNS answers.
+//!
+//! Each scenario runs twice (`support::on_both_api_servers!`): against kube-apiserver and etcd
+//! (`testbed/apiserver`, built from the Kubernetes release's modules) and against KubeSim, so
+//! that a difference between them fails a test. KubeSim stays for what it does better: it
+//! starts in milliseconds and injects faults a real server cannot be asked for.
+
+// The scenarios are plain async functions (the macro makes the tests): they fail the test on
+// any error, as tests do.
+#![allow(clippy::unwrap_used)]
 
 mod cli;
 mod conditions;

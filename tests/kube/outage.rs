@@ -7,6 +7,14 @@ use serde_json::json;
 
 use crate::support::*;
 
+crate::on_both_api_servers!(
+    api_servers_stopped_and_resumed_converge_again_and_dns_keeps_answering,
+    a_lost_api_server_shows_in_metrics_and_status_until_it_returns,
+    a_compacted_history_relists_without_dns_or_write_churn,
+    restarted_gateways_keep_the_vips_and_ingress_ports_they_wrote,
+    what_changed_behind_the_gateways_back_is_repaired_when_the_api_server_returns,
+);
+
 fn rv(obj: &serde_json::Value) -> String {
     obj["metadata"]["resourceVersion"]
         .as_str()
@@ -14,14 +22,13 @@ fn rv(obj: &serde_json::Value) -> String {
         .to_owned()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn api_servers_stopped_and_resumed_converge_again_and_dns_keeps_answering() {
-    let cs = Clusterset::start(2).await;
-    export_service(cs.sim(0), "shop", "cart");
+async fn api_servers_stopped_and_resumed_converge_again_and_dns_keeps_answering(backend: Backend) {
+    let cs = Clusterset::start(backend, 2).await;
+    export_service(cs.api(0), "shop", "cart").await;
     let before = cs.wait_for_a(1, "shop", "cart").await;
 
-    cs.sim(0).stop().await;
-    cs.sim(1).stop().await;
+    cs.api(0).cut().await;
+    cs.api(1).cut().await;
     // While both API servers are down the importer's DNS keeps its answer...
     let dns = cs.clusters[1].dns;
     let until = Instant::now() + Duration::from_millis(1500);
@@ -34,10 +41,10 @@ async fn api_servers_stopped_and_resumed_converge_again_and_dns_keeps_answering(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // ...and the clusters change where the gateways cannot see it.
-    export_service(cs.sim(0), "shop", "orders");
+    export_service(cs.api(0), "shop", "orders").await;
 
-    cs.sim(0).resume().await.unwrap();
-    cs.sim(1).resume().await.unwrap();
+    cs.api(0).heal().await;
+    cs.api(1).heal().await;
     cs.wait_for_a(1, "shop", "orders").await;
     cs.wait_for_object(1, MCS, "serviceimports", Some("shop"), "orders", |_| true)
         .await;
@@ -47,9 +54,8 @@ async fn api_servers_stopped_and_resumed_converge_again_and_dns_keeps_answering(
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lost_api_server_shows_in_metrics_and_status_until_it_returns() {
-    let cs = Clusterset::start(2).await;
+async fn a_lost_api_server_shows_in_metrics_and_status_until_it_returns(backend: Backend) {
+    let cs = Clusterset::start(backend, 2).await;
     let api = |up: i64| {
         let cs = &cs;
         move || async move {
@@ -68,7 +74,7 @@ async fn a_lost_api_server_shows_in_metrics_and_status_until_it_returns() {
     )
     .await;
 
-    cs.sim(0).stop().await;
+    cs.api(0).cut().await;
     cs.wait_for(
         "cluster-2's gateway to see cluster-1's API server down",
         api(0),
@@ -93,7 +99,7 @@ async fn a_lost_api_server_shows_in_metrics_and_status_until_it_returns() {
         .unwrap_or_else(|| panic!("no cluster-1 row in `mcwan status`:\n{table}"));
     assert!(row.contains("unreachable for"), "{table}");
 
-    cs.sim(0).resume().await.unwrap();
+    cs.api(0).heal().await;
     cs.wait_for(
         "cluster-2's gateway to see cluster-1's API server again",
         api(1),
@@ -101,10 +107,9 @@ async fn a_lost_api_server_shows_in_metrics_and_status_until_it_returns() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_compacted_history_relists_without_dns_or_write_churn() {
-    let cs = Clusterset::start(2).await;
-    export_service(cs.sim(0), "shop", "cart");
+async fn a_compacted_history_relists_without_dns_or_write_churn(backend: Backend) {
+    let cs = Clusterset::start(backend, 2).await;
+    export_service(cs.api(0), "shop", "cart").await;
     let answer = cs.wait_for_a(1, "shop", "cart").await;
     let import = cs
         .wait_for_object(1, MCS, "serviceimports", Some("shop"), "cart", |si| {
@@ -129,22 +134,19 @@ async fn a_compacted_history_relists_without_dns_or_write_churn() {
     // Let the writers settle before taking the versions.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let import = cs
-        .sim(1)
-        .get_json(MCS, "serviceimports", Some("shop"), "cart")
+        .api(1)
+        .get(MCS, "serviceimports", Some("shop"), "cart")
+        .await
         .unwrap_or(import);
     let export = cs
-        .sim(0)
-        .get_json(MCS, "serviceexports", Some("shop"), "cart")
+        .api(0)
+        .get(MCS, "serviceexports", Some("shop"), "cart")
+        .await
         .unwrap_or(export);
 
     for (i, c) in cs.clusters.iter().enumerate() {
-        // End the watches, move the version on, and drop the history: every re-watch is 410.
-        c.sim.close_watches();
-        c.sim
-            .create_json(json!({"apiVersion": "v1", "kind": "ConfigMap",
-                "metadata": {"name": format!("bump-{i}"), "namespace": "default"}}))
-            .unwrap();
-        c.sim.compact();
+        // End the watches and move the history on: every re-watch is 410 Gone.
+        c.api.expire_watches(i).await;
     }
     let dns = cs.clusters[1].dns;
     let until = Instant::now() + Duration::from_millis(1500);
@@ -163,32 +165,36 @@ async fn a_compacted_history_relists_without_dns_or_write_churn() {
             cs.logs()
         );
     }
-    let unchanged = |i: usize, plural: &str, name: &str, old: &serde_json::Value| {
+    for (i, plural, name, old) in [
+        (1, "serviceimports", "cart", &import),
+        (0, "endpointslices", "cart-mcwan-cluster-1", &published),
+        (0, "serviceexports", "cart", &export),
+    ] {
         let api = if plural == "endpointslices" {
             DISCOVERY
         } else {
             MCS
         };
-        let now = cs.sim(i).get_json(api, plural, Some("shop"), name).unwrap();
+        let now = cs
+            .api(i)
+            .get(api, plural, Some("shop"), name)
+            .await
+            .unwrap();
         assert_eq!(
             rv(&now),
             rv(old),
             "{plural} shop/{name} was rewritten after the relist"
         );
-    };
-    unchanged(1, "serviceimports", "cart", &import);
-    unchanged(0, "endpointslices", "cart-mcwan-cluster-1", &published);
-    unchanged(0, "serviceexports", "cart", &export);
+    }
 
     // The watches live on after the relist.
-    export_service(cs.sim(0), "shop", "orders");
+    export_service(cs.api(0), "shop", "orders").await;
     cs.wait_for_a(1, "shop", "orders").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn restarted_gateways_keep_the_vips_and_ingress_ports_they_wrote() {
-    let mut cs = Clusterset::start(2).await;
-    export_service(cs.sim(0), "shop", "cart");
+async fn restarted_gateways_keep_the_vips_and_ingress_ports_they_wrote(backend: Backend) {
+    let mut cs = Clusterset::start(backend, 2).await;
+    export_service(cs.api(0), "shop", "cart").await;
     cs.wait_for_a(1, "shop", "cart").await;
     let import = cs
         .wait_for_object(1, MCS, "serviceimports", Some("shop"), "cart", |_| true)
@@ -212,13 +218,13 @@ async fn restarted_gateways_keep_the_vips_and_ingress_ports_they_wrote() {
     import["metadata"] = json!({"name": "cart", "namespace": "shop",
         "labels": import["metadata"]["labels"].clone()});
     import.as_object_mut().unwrap().remove("status");
-    cs.sim(1).apply_json(import, "mcwan").unwrap();
+    cs.api(1).apply(import, "mcwan").await;
     let mut slice = slice;
     slice["ports"][0]["port"] = json!(31500);
     slice["metadata"] = json!({"name": "cart-mcwan-cluster-1", "namespace": "shop",
         "labels": slice["metadata"]["labels"].clone(),
         "annotations": slice["metadata"]["annotations"].clone()});
-    cs.sim(0).apply_json(slice, "mcwan").unwrap();
+    cs.api(0).apply(slice, "mcwan").await;
 
     cs.start_gateway(0).await;
     cs.start_gateway(1).await;
@@ -235,48 +241,51 @@ async fn restarted_gateways_keep_the_vips_and_ingress_ports_they_wrote() {
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let published = cs
-        .sim(0)
-        .get_json(
+        .api(0)
+        .get(
             DISCOVERY,
             "endpointslices",
             Some("shop"),
             "cart-mcwan-cluster-1",
         )
+        .await
         .unwrap();
     assert_eq!(published["ports"][0]["port"], 31500);
     let import = cs
-        .sim(1)
-        .get_json(MCS, "serviceimports", Some("shop"), "cart")
+        .api(1)
+        .get(MCS, "serviceimports", Some("shop"), "cart")
+        .await
         .unwrap();
     assert_eq!(import["spec"]["ips"], json!(["241.64.200.200"]));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn what_changed_behind_the_gateways_back_is_repaired_when_the_api_server_returns() {
-    let cs = Clusterset::start(2).await;
-    export_service(cs.sim(0), "shop", "cart");
+async fn what_changed_behind_the_gateways_back_is_repaired_when_the_api_server_returns(
+    backend: Backend,
+) {
+    let cs = Clusterset::start(backend, 2).await;
+    export_service(cs.api(0), "shop", "cart").await;
     cs.wait_for_object(1, MCS, "serviceimports", Some("shop"), "cart", |si| {
         si["status"]["clusters"].is_array()
     })
     .await;
 
-    cs.sim(1).stop().await;
+    cs.api(1).cut().await;
     // While the gateway cannot see it: its ServiceImport is deleted, and a slice claiming to be
     // mcwan's appears.
-    cs.sim(1)
-        .delete_json(MCS, "serviceimports", Some("shop"), "cart")
-        .unwrap();
-    cs.sim(1)
-        .create_json(json!({
+    cs.api(1)
+        .delete(MCS, "serviceimports", Some("shop"), "cart")
+        .await;
+    cs.api(1)
+        .create(json!({
             "apiVersion": DISCOVERY, "kind": "EndpointSlice",
             "metadata": {"name": "stale-import-cluster-1", "namespace": "shop", "labels": {
                 "endpointslice.kubernetes.io/managed-by": "mcwan.l7mp.io",
                 "multicluster.kubernetes.io/service-name": "stale"}},
             "addressType": "IPv4", "endpoints": [],
         }))
-        .unwrap();
+        .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    cs.sim(1).resume().await.unwrap();
+    cs.api(1).heal().await;
 
     cs.wait_for_object(1, MCS, "serviceimports", Some("shop"), "cart", |si| {
         si["spec"]["ips"].is_array()

@@ -1,18 +1,25 @@
-//! A clusterset of KubeSim API servers, one `mcwan gateway --kube` process per cluster (each
-//! with its own kubeconfig and its peers' in a directory, as deployed), builders for the
-//! objects users write, and a DNS client for the gateways' answers.
+//! A clusterset of API servers, one `mcwan gateway --kube` process per cluster (each with its
+//! own kubeconfig and its peers' in a directory, as deployed), builders for the objects users
+//! write, and a DNS client for the gateways' answers.
+//!
+//! Every scenario runs against both API servers ([`Backend`]): the real one (kube-apiserver and
+//! etcd of `testbed/`, RBAC on) and KubeSim, so that where they differ a test fails. The
+//! gateways reach a real API server through a [`Partition`] proxy the tests can cut, the way a
+//! network outage looks to a gateway; the tests themselves talk to it directly.
 
 #![allow(clippy::unwrap_used)] // test helpers fail the test on any error
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Message, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 use mcwan_kubesim::KubeSim;
 use serde_json::{json, Value};
+use tokio::sync::watch;
 
 pub const MCS: &str = "multicluster.x-k8s.io/v1alpha1";
 pub const DISCOVERY: &str = "discovery.k8s.io/v1";
@@ -21,6 +28,275 @@ pub const TIMEOUT: Duration = Duration::from_secs(20);
 #[path = "../support/ports.rs"]
 mod ports;
 pub use ports::free_port;
+
+#[path = "../support/testbed.rs"]
+pub mod testbed;
+use testbed::ApiServer;
+
+/// Which API server plays the clusters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// kubesim/, in this test process.
+    KubeSim,
+    /// kube-apiserver and etcd (`testbed/apiserver`), one process per cluster.
+    Real,
+}
+
+/// Runs each named scenario `async fn name(backend: Backend)` as two tests, `name::kubesim`
+/// and `name::kube_apiserver`.
+#[macro_export]
+macro_rules! on_both_api_servers {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn kubesim() {
+                super::$scenario($crate::support::Backend::KubeSim).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn kube_apiserver() {
+                super::$scenario($crate::support::Backend::Real).await
+            }
+        }
+    )*};
+}
+
+/// A TCP proxy in front of a real API server: the gateways' way to it, which [`Partition::cut`]
+/// breaks (open connections closed, new ones closed as soon as accepted) until
+/// [`Partition::heal`].
+pub struct Partition {
+    port: u16,
+    cut: Arc<watch::Sender<bool>>,
+}
+
+impl Partition {
+    pub async fn to(target: SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = Arc::new(watch::Sender::new(false));
+        let state = cut.clone();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if *state.borrow() {
+                    continue; // dropped: the client sees the connection closed
+                }
+                let mut cut = state.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.wait_for(|c| *c) => {}
+                    }
+                });
+            }
+        });
+        Self { port, cut }
+    }
+
+    pub fn cut(&self) {
+        self.cut.send_replace(true);
+    }
+
+    pub fn heal(&self) {
+        self.cut.send_replace(false);
+    }
+}
+
+/// One cluster's API server, as the tests see it.
+pub enum ClusterApi {
+    Sim(KubeSim),
+    Real {
+        server: std::sync::Mutex<ApiServer>,
+        client: kube::Client,
+        partition: Partition,
+    },
+}
+
+fn sim_error(what: &str, obj: &Value, e: impl std::fmt::Display) -> String {
+    format!(
+        "{what} {} {}/{}: {e}",
+        obj["kind"].as_str().unwrap_or("?"),
+        obj["metadata"]["namespace"].as_str().unwrap_or(""),
+        obj["metadata"]["name"].as_str().unwrap_or("?")
+    )
+}
+
+impl ClusterApi {
+    /// A new, empty API server; the real one with mcwan's CRDs installed.
+    pub async fn start(backend: Backend, name: &str) -> Self {
+        match backend {
+            Backend::KubeSim => Self::Sim(KubeSim::start().await.unwrap()),
+            Backend::Real => {
+                let server = tokio::task::spawn_blocking({
+                    let name = name.to_owned();
+                    move || ApiServer::start(&name)
+                })
+                .await
+                .unwrap();
+                let client = server.client().await;
+                testbed::install_crds(&client).await;
+                let target: SocketAddr = server
+                    .server()
+                    .trim_start_matches("https://")
+                    .parse()
+                    .unwrap();
+                let partition = Partition::to(target).await;
+                Self::Real {
+                    server: std::sync::Mutex::new(server),
+                    client,
+                    partition,
+                }
+            }
+        }
+    }
+
+    /// The kubeconfig the gateways use (through the [`Partition`] for a real server).
+    pub fn write_kubeconfig(&self, path: &Path, context: &str) {
+        match self {
+            Self::Sim(sim) => sim.write_kubeconfig(path, context).unwrap(),
+            Self::Real {
+                server, partition, ..
+            } => {
+                let yaml = server.lock().unwrap().kubeconfig_yaml(context);
+                let mut cfg: Value = serde_json::from_str(&yaml).unwrap();
+                cfg["clusters"][0]["cluster"]["server"] =
+                    format!("https://127.0.0.1:{}", partition.port).into();
+                std::fs::write(path, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
+            }
+        }
+    }
+
+    /// Creates `obj`, or says why not.
+    pub async fn try_create(&self, obj: Value) -> Result<Value, String> {
+        match self {
+            Self::Sim(sim) => sim
+                .create_json(obj.clone())
+                .map_err(|e| sim_error("create", &obj, e)),
+            Self::Real { client, .. } => testbed::create(client, &obj)
+                .await
+                .map_err(|e| sim_error("create", &obj, e)),
+        }
+    }
+
+    /// Creates `obj`, failing the test if the server refuses it.
+    pub async fn create(&self, obj: Value) -> Value {
+        self.try_create(obj).await.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Server-side applies `obj` as `manager`.
+    pub async fn apply(&self, obj: Value, manager: &str) -> Value {
+        let applied = match self {
+            Self::Sim(sim) => sim
+                .apply_json(obj.clone(), manager)
+                .map_err(|e| sim_error("apply", &obj, e)),
+            Self::Real { client, .. } => testbed::apply(client, &obj, manager)
+                .await
+                .map_err(|e| sim_error("apply", &obj, e)),
+        };
+        applied.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    pub async fn get(
+        &self,
+        api_version: &str,
+        plural: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<Value> {
+        match self {
+            Self::Sim(sim) => sim.get_json(api_version, plural, namespace, name),
+            Self::Real { client, .. } => testbed::get(client, api_version, plural, namespace, name)
+                .await
+                .unwrap_or_else(|e| panic!("get {plural} {namespace:?}/{name}: {e}")),
+        }
+    }
+
+    pub async fn list(
+        &self,
+        api_version: &str,
+        plural: &str,
+        namespace: Option<&str>,
+    ) -> Vec<Value> {
+        match self {
+            Self::Sim(sim) => sim.list_json(api_version, plural, namespace),
+            Self::Real { client, .. } => testbed::list(client, api_version, plural, namespace)
+                .await
+                .unwrap_or_else(|e| panic!("list {plural} in {namespace:?}: {e}")),
+        }
+    }
+
+    pub async fn delete(
+        &self,
+        api_version: &str,
+        plural: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) {
+        match self {
+            Self::Sim(sim) => sim
+                .delete_json(api_version, plural, namespace, name)
+                .map(|_| ())
+                .unwrap_or_else(|e| panic!("delete {plural} {namespace:?}/{name}: {e}")),
+            Self::Real { client, .. } => {
+                testbed::delete(client, api_version, plural, namespace, name)
+                    .await
+                    .unwrap_or_else(|e| panic!("delete {plural} {namespace:?}/{name}: {e}"))
+            }
+        }
+    }
+
+    pub async fn create_namespace(&self, name: &str) {
+        self.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}))
+            .await;
+    }
+
+    /// The gateways lose this API server (KubeSim stops serving; a real server's [`Partition`]
+    /// is cut); the tests can still change its objects.
+    pub async fn cut(&self) {
+        match self {
+            Self::Sim(sim) => sim.stop().await,
+            Self::Real { partition, .. } => partition.cut(),
+        }
+    }
+
+    /// Ends [`ClusterApi::cut`].
+    pub async fn heal(&self) {
+        match self {
+            Self::Sim(sim) => sim.resume().await.unwrap(),
+            Self::Real { partition, .. } => partition.heal(),
+        }
+    }
+
+    /// Ends every watch and moves the history on so that re-watching from an earlier version
+    /// is refused with 410 Gone: KubeSim compacts its history; kube-apiserver is restarted
+    /// (its new watch cache starts at the current version) after etcd compacted its own.
+    pub async fn expire_watches(&self, i: usize) {
+        self.create(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": format!("bump-{i}"), "namespace": "default"}}))
+            .await;
+        match self {
+            Self::Sim(sim) => {
+                sim.close_watches();
+                sim.compact();
+            }
+            Self::Real { server, .. } => tokio::task::block_in_place(|| {
+                let mut server = server.lock().unwrap();
+                server.compact();
+                server.stop();
+                server.resume();
+            }),
+        }
+    }
+
+    /// The real server's log tail (empty for KubeSim), for failure messages.
+    pub fn log_tail(&self) -> String {
+        match self {
+            Self::Sim(_) => String::new(),
+            Self::Real { server, .. } => server.lock().unwrap().log_tail(),
+        }
+    }
+}
 
 /// One `mcwan gateway --kube` process.
 pub struct Gateway {
@@ -36,13 +312,12 @@ impl Drop for Gateway {
 
 pub struct Cluster {
     pub id: String,
-    pub sim: KubeSim,
+    pub api: ClusterApi,
     pub dns: SocketAddr,
     admin: u16,
     dir: tempfile::TempDir,
     gateway: Option<Gateway>,
 }
-
 impl Cluster {
     pub fn kubeconfig(&self) -> PathBuf {
         self.dir.path().join("kubeconfig")
@@ -89,30 +364,32 @@ impl Drop for Clusterset {
 }
 
 impl Clusterset {
-    /// `n` API servers with their ClusterProperty, the WANPolicy `gold` (ports 31000-31999)
-    /// and the namespace `shop`; no gateway yet.
-    pub async fn new(n: usize) -> Self {
+    /// `n` API servers of `backend` with their ClusterProperty, the WANPolicy `gold` (ports
+    /// 31000-31999) and the namespace `shop`; no gateway yet.
+    pub async fn new(backend: Backend, n: usize) -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("clusterset.yaml"), clusterset_yaml(n)).unwrap();
+        let apis = futures::future::join_all(
+            (1..=n)
+                .map(|i| async move { ClusterApi::start(backend, &format!("cluster-{i}")).await }),
+        )
+        .await;
         let mut clusters = Vec::new();
-        for i in 1..=n {
+        for (i, api) in (1..=n).zip(apis) {
             let id = format!("cluster-{i}");
-            let sim = KubeSim::start().await.unwrap();
-            sim.create_json(json!({
+            api.create(json!({
                 "apiVersion": "about.k8s.io/v1alpha1", "kind": "ClusterProperty",
                 "metadata": {"name": "cluster.clusterset.k8s.io"}, "spec": {"value": id},
             }))
-            .unwrap();
-            sim.create_json(mk_policy("gold", "gold", 31000, 1000))
-                .unwrap();
-            sim.create_namespace("shop").unwrap();
+            .await;
+            api.create(mk_policy("gold", "gold", 31000, 1000)).await;
+            api.create_namespace("shop").await;
             let cdir = tempfile::tempdir().unwrap();
-            sim.write_kubeconfig(&cdir.path().join("kubeconfig"), &id)
-                .unwrap();
+            api.write_kubeconfig(&cdir.path().join("kubeconfig"), &id);
             std::fs::create_dir(cdir.path().join("peers")).unwrap();
             clusters.push(Cluster {
                 id,
-                sim,
+                api,
                 dns: SocketAddr::from(([127, 0, 0, 1], free_port())),
                 admin: free_port(),
                 dir: cdir,
@@ -121,25 +398,25 @@ impl Clusterset {
         }
         for c in &clusters {
             for peer in clusters.iter().filter(|p| p.id != c.id) {
-                peer.sim
-                    .write_kubeconfig(&c.peers_dir().join(&peer.id), &peer.id)
-                    .unwrap();
+                peer.api
+                    .write_kubeconfig(&c.peers_dir().join(&peer.id), &peer.id);
             }
         }
         Self { clusters, dir }
     }
 
     /// [`Clusterset::new`], then every gateway started and answering DNS.
-    pub async fn start(n: usize) -> Self {
-        let mut cs = Self::new(n).await;
+    pub async fn start(backend: Backend, n: usize) -> Self {
+        let mut cs = Self::new(backend, n).await;
         for i in 0..n {
             cs.start_gateway(i).await;
         }
         cs
     }
 
-    pub fn sim(&self, i: usize) -> &KubeSim {
-        &self.clusters[i].sim
+    /// Cluster `i`'s API server.
+    pub fn api(&self, i: usize) -> &ClusterApi {
+        &self.clusters[i].api
     }
 
     /// GET `path` from cluster `i`'s gateway's admin endpoint (None while it does not answer).
@@ -202,6 +479,13 @@ impl Clusterset {
             for l in tail {
                 out.push_str(l);
                 out.push('\n');
+            }
+            let api = c.api.log_tail();
+            if !api.is_empty() {
+                out.push_str(&format!(
+                    "---- {} kube-apiserver log (tail) ----\n{api}\n",
+                    c.id
+                ));
             }
         }
         out
@@ -269,14 +553,15 @@ impl Clusterset {
         name: &str,
         check: impl Fn(&Value) -> bool,
     ) -> Value {
-        let sim = &self.clusters[i].sim;
+        let api = &self.clusters[i].api;
         let what = format!(
             "{plural} {namespace:?}/{name} in cluster {} as expected",
             i + 1
         );
         let check = &check;
         self.wait_for(&what, || async move {
-            sim.get_json(api_version, plural, namespace, name)
+            api.get(api_version, plural, namespace, name)
+                .await
                 .filter(|v| check(v))
         })
         .await
@@ -291,10 +576,10 @@ impl Clusterset {
         namespace: Option<&str>,
         name: &str,
     ) {
-        let sim = &self.clusters[i].sim;
+        let api = &self.clusters[i].api;
         let what = format!("{plural} {namespace:?}/{name} gone from cluster {}", i + 1);
         self.wait_for(&what, || async move {
-            match sim.get_json(api_version, plural, namespace, name) {
+            match api.get(api_version, plural, namespace, name).await {
                 None => Some(()),
                 Some(_) => None,
             }
@@ -409,19 +694,18 @@ pub fn mk_export(namespace: &str, name: &str, policy: Option<&str>) -> Value {
     export
 }
 
-/// A Service with one endpoint, exported with `gold`, in `sim`.
-pub fn export_service(sim: &KubeSim, namespace: &str, name: &str) {
-    sim.create_json(mk_service(namespace, name, &[("http", 80)]))
-        .unwrap();
-    sim.create_json(mk_slice(
+/// A Service with one endpoint, exported with `gold`, in `api`.
+pub async fn export_service(api: &ClusterApi, namespace: &str, name: &str) {
+    api.create(mk_service(namespace, name, &[("http", 80)]))
+        .await;
+    api.create(mk_slice(
         namespace,
         name,
         &[("a", "10.1.0.1")],
         &[("http", 8080)],
     ))
-    .unwrap();
-    sim.create_json(mk_export(namespace, name, Some("gold")))
-        .unwrap();
+    .await;
+    api.create(mk_export(namespace, name, Some("gold"))).await;
 }
 
 /// The condition of `type_` of a ServiceExport object.
