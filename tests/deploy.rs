@@ -13,8 +13,10 @@
 //!   sysctl scripts run for real in a network namespace.
 //! - `ansible-lint` and `ansible-playbook --syntax-check` pass; the gateway_host role installs
 //!   into throwaway roots twice (the second run changes nothing) and the installed binary plans
-//!   from the installed catalog; site.yml deploys a two-cluster clusterset onto two kubesim API
-//!   servers twice (the second run changes nothing).
+//!   from the installed catalog;
+//! - site.yml deploys a two-cluster clusterset onto two real API servers (testbed/apiserver)
+//!   twice: the second run changes nothing, and the peer kubeconfig it hands out can read the
+//!   peer and write nothing.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail the test on any error
 
@@ -29,6 +31,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 const MCWAN: &str = env!("CARGO_BIN_EXE_mcwan");
+
+#[path = "support/testbed.rs"]
+mod testbed;
+use testbed::ApiServer;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -87,7 +93,7 @@ fn run(cmd: &mut Command) -> Output {
 
 /// `kubectl kustomize DIR`, as documents.
 fn kustomize(dir: &Path) -> Vec<Value> {
-    let out = run(Command::new("kubectl").arg("kustomize").arg(dir));
+    let out = run(testbed::kubectl().arg("kustomize").arg(dir));
     yaml_docs(&String::from_utf8(out.stdout).expect("UTF-8"))
 }
 
@@ -990,9 +996,17 @@ fn ansible_dir() -> PathBuf {
     repo().join("ansible")
 }
 
+/// An Ansible command, with the testbed's kubectl first on PATH (kubernetes.core's kustomize
+/// lookup runs it).
 fn ansible(cmd: &str) -> Command {
+    let kubectl = testbed::bin("kubectl");
+    let path = std::env::join_paths(std::iter::once(kubectl.parent().unwrap().to_owned()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .unwrap();
     let mut c = Command::new(cmd);
-    c.current_dir(ansible_dir())
+    c.env("PATH", path)
+        .current_dir(ansible_dir())
         .env("ANSIBLE_NOCOLOR", "1")
         .env("ANSIBLE_FORCE_COLOR", "0")
         .env("ANSIBLE_CONFIG", ansible_dir().join("ansible.cfg"))
@@ -1306,89 +1320,138 @@ fn verify_unit(root: &Path, unit: &Path) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// site.yml against two kubesim API servers.
+// site.yml against two real API servers (testbed/apiserver).
 
 const COREFILE: &str = ".:53 {\n    errors\n    health {\n       lameduck 5s\n    }\n    ready\n    \
 kubernetes cluster.local in-addr.arpa ip6.arpa {\n       pods insecure\n       fallthrough in-addr.arpa ip6.arpa\n       ttl 30\n    }\n    \
 prometheus :9153\n    forward . /etc/resolv.conf {\n       max_concurrent 1000\n    }\n    cache 30\n    loop\n    reload\n    loadbalance\n}\n";
 
-/// A kube-apiserver stand-in for site.yml: the kinds it applies, a cluster's nodes and CoreDNS.
-async fn cluster_sim(index: u8) -> mcwan_kubesim::KubeSim {
-    use mcwan_kubesim::{ResourceType, SimConfig};
-    let rbac = "rbac.authorization.k8s.io";
-    let config = SimConfig::default()
-        .resource(ResourceType::namespaced(
-            "",
-            "v1",
-            "ServiceAccount",
-            "serviceaccounts",
-        ))
-        .resource(ResourceType::cluster(
-            rbac,
-            "v1",
-            "ClusterRole",
-            "clusterroles",
-        ))
-        .resource(ResourceType::cluster(
-            rbac,
-            "v1",
-            "ClusterRoleBinding",
-            "clusterrolebindings",
-        ))
-        .resource(ResourceType::namespaced("apps", "v1", "DaemonSet", "daemonsets").with_status())
-        .resource(ResourceType::cluster("", "v1", "Node", "nodes").with_status());
-    let sim = mcwan_kubesim::KubeSim::start_with(config).await.unwrap();
-    for (name, address) in [("gw", 10), ("worker", 20)] {
-        let node = format!("{name}-{index}");
-        sim.create_json(json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": node}}))
-            .unwrap();
-        let addresses = json!({"addresses": [
-            {"type": "InternalIP", "address": format!("192.0.2.{}", address + index)},
-            {"type": "Hostname", "address": node}]});
-        sim.set_status("v1", "nodes", None, &node, addresses)
-            .unwrap();
-    }
-    sim.create_json(json!({"apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": "coredns", "namespace": "kube-system"},
-        "data": {"Corefile": COREFILE}}))
-        .unwrap();
-    sim
+/// One cluster for site.yml: its control plane, with the nodes and the CoreDNS ConfigMap a
+/// kubeadm cluster has (there is no kubelet or kubeadm here to make them).
+struct SiteCluster {
+    server: ApiServer,
+    client: kube::Client,
 }
 
-/// resourceVersion of every object site.yml touches (CRDs: their spec), by kind and name.
-fn stored_versions(sim: &mcwan_kubesim::KubeSim) -> BTreeMap<String, Value> {
-    let kinds = [
-        ("v1", "namespaces"),
-        ("v1", "serviceaccounts"),
-        ("v1", "secrets"),
-        ("v1", "configmaps"),
-        ("v1", "services"),
-        ("v1", "nodes"),
-        ("apps/v1", "daemonsets"),
-        ("rbac.authorization.k8s.io/v1", "clusterroles"),
-        ("rbac.authorization.k8s.io/v1", "clusterrolebindings"),
-        ("mcw.l7mp.io/v1alpha1", "wanpolicies"),
-        ("about.k8s.io/v1alpha1", "clusterproperties"),
-        ("apiextensions.k8s.io/v1", "customresourcedefinitions"),
-    ];
-    let mut versions = BTreeMap::new();
-    for (api_version, plural) in kinds {
-        for object in sim.list_json(api_version, plural, None) {
-            let key = format!(
-                "{plural} {}/{}",
-                object["metadata"]["namespace"].as_str().unwrap_or(""),
-                object["metadata"]["name"].as_str().unwrap_or("")
-            );
-            let value = if plural == "customresourcedefinitions" {
-                object["spec"].clone()
-            } else {
-                object["metadata"]["resourceVersion"].clone()
-            };
-            versions.insert(key, value);
+impl SiteCluster {
+    async fn start(index: u8) -> Self {
+        let server =
+            tokio::task::spawn_blocking(move || ApiServer::start(&format!("cluster-{index}")))
+                .await
+                .unwrap();
+        let client = server.client().await;
+        for (name, address) in [("gw", 10), ("worker", 20)] {
+            let node = format!("{name}-{index}");
+            testbed::create(
+                &client,
+                &json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": node}}),
+            )
+            .await
+            .unwrap();
+            let addresses = json!({"status": {"addresses": [
+                {"type": "InternalIP", "address": format!("192.0.2.{}", address + index)},
+                {"type": "Hostname", "address": node}]}});
+            testbed::dynamic_api(&client, "v1", "nodes", None)
+                .patch_status(
+                    &node,
+                    &kube::api::PatchParams::default(),
+                    &kube::api::Patch::Merge(addresses),
+                )
+                .await
+                .unwrap();
+        }
+        testbed::create(
+            &client,
+            &json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "coredns", "namespace": "kube-system"},
+                "data": {"Corefile": COREFILE}}),
+        )
+        .await
+        .unwrap();
+        Self { server, client }
+    }
+
+    async fn get(
+        &self,
+        api_version: &str,
+        plural: &str,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Option<Value> {
+        testbed::get(&self.client, api_version, plural, ns, name)
+            .await
+            .unwrap()
+    }
+
+    async fn list(&self, api_version: &str, plural: &str, ns: Option<&str>) -> Vec<Value> {
+        testbed::list(&self.client, api_version, plural, ns)
+            .await
+            .unwrap()
+    }
+
+    /// resourceVersion of every object site.yml touches, by kind and name.
+    async fn stored_versions(&self) -> BTreeMap<String, Value> {
+        let kinds = [
+            ("v1", "namespaces"),
+            ("v1", "serviceaccounts"),
+            ("v1", "secrets"),
+            ("v1", "configmaps"),
+            ("v1", "services"),
+            ("v1", "nodes"),
+            ("apps/v1", "daemonsets"),
+            ("rbac.authorization.k8s.io/v1", "clusterroles"),
+            ("rbac.authorization.k8s.io/v1", "clusterrolebindings"),
+            ("mcw.l7mp.io/v1alpha1", "wanpolicies"),
+            ("about.k8s.io/v1alpha1", "clusterproperties"),
+            ("apiextensions.k8s.io/v1", "customresourcedefinitions"),
+        ];
+        let mut versions = BTreeMap::new();
+        for (api_version, plural) in kinds {
+            for object in self.list(api_version, plural, None).await {
+                let key = format!(
+                    "{plural} {}/{}",
+                    object["metadata"]["namespace"].as_str().unwrap_or(""),
+                    object["metadata"]["name"].as_str().unwrap_or("")
+                );
+                versions.insert(key, object["metadata"]["resourceVersion"].clone());
+            }
+        }
+        assert!(versions.len() > 20, "{versions:?}");
+        versions
+    }
+
+    /// What kube-controller-manager's token controller does (there is none here): fills each
+    /// service-account token Secret, with a real token of its ServiceAccount (TokenRequest)
+    /// and the cluster's CA.
+    async fn fill_tokens(&self) {
+        let b64 =
+            |s: &str| serde_json::to_value(k8s_openapi::ByteString(s.as_bytes().to_vec())).unwrap();
+        for secret in self.list("v1", "secrets", None).await {
+            if secret["type"] != "kubernetes.io/service-account-token"
+                || !secret["data"]["token"].is_null()
+            {
+                continue;
+            }
+            let namespace = secret["metadata"]["namespace"].as_str().unwrap().to_owned();
+            let account = secret["metadata"]["annotations"]["kubernetes.io/service-account.name"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let mut kubectl = self.server.kubectl();
+            kubectl.args(["create", "token", "-n", &namespace, &account]);
+            let token = tokio::task::spawn_blocking(move || run(&mut kubectl))
+                .await
+                .unwrap();
+            let token = String::from_utf8(token.stdout).unwrap();
+            let filled = json!({"apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": secret["metadata"]["name"], "namespace": namespace},
+                "data": {"token": b64(token.trim()), "ca.crt": b64(&self.server.ca_pem()),
+                         "namespace": b64(&namespace)}});
+            testbed::apply(&self.client, &filled, "kube-controller-manager")
+                .await
+                .unwrap();
         }
     }
-    assert!(versions.len() > 20, "{versions:?}");
-    versions
 }
 
 /// The tasks a playbook run reported `changed` on.
@@ -1405,26 +1468,8 @@ fn changed_tasks(stdout: &str) -> Vec<String> {
     changed
 }
 
-/// What kube-controller-manager's token controller does: fills service-account token Secrets.
-fn fill_tokens(sim: &mcwan_kubesim::KubeSim, cluster: &str) {
-    let b64 =
-        |s: &str| serde_json::to_value(k8s_openapi::ByteString(s.as_bytes().to_vec())).unwrap();
-    for secret in sim.list_json("v1", "secrets", None) {
-        if secret["type"] == "kubernetes.io/service-account-token"
-            && secret["data"]["token"].is_null()
-        {
-            let filled = json!({"apiVersion": "v1", "kind": "Secret",
-                "metadata": {"name": secret["metadata"]["name"], "namespace": secret["metadata"]["namespace"]},
-                "data": {"token": b64(&format!("token-of-{cluster}")),
-                         "ca.crt": b64(&format!("-----BEGIN CERTIFICATE-----\n{cluster}\n-----END CERTIFICATE-----\n")),
-                         "namespace": b64("mcwan-system")}});
-            sim.apply_json(filled, "kube-controller-manager").unwrap();
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn site_playbook_deploys_a_clusterset_on_kubesim_idempotently() {
+async fn site_playbook_deploys_a_clusterset_on_real_api_servers_idempotently() {
     let b64d = |v: &Value| {
         let bytes: k8s_openapi::ByteString =
             serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("not base64: {v}: {e}"));
@@ -1432,26 +1477,28 @@ async fn site_playbook_deploys_a_clusterset_on_kubesim_idempotently() {
     };
     let scratch = tempfile::tempdir().unwrap();
     let dir = scratch.path().to_owned();
-    let sims = [cluster_sim(1).await, cluster_sim(2).await];
+    let (one, two) = tokio::join!(SiteCluster::start(1), SiteCluster::start(2));
+    let clusters = [one, two];
     let mut hosts = String::new();
-    for (i, sim) in sims.iter().enumerate() {
+    for (i, cluster) in clusters.iter().enumerate() {
         let n = i + 1;
         let kubeconfig = dir.join(format!("cluster-{n}.kubeconfig"));
-        sim.write_kubeconfig(&kubeconfig, &format!("admin-{n}"))
-            .unwrap();
+        cluster
+            .server
+            .write_kubeconfig(&kubeconfig, &format!("admin-{n}"));
         hosts.push_str(&format!(
             "    cluster-{n}:\n      mcwan_kubeconfig: {kc}\n      mcwan_kube_context: admin-{n}\n      \
              mcwan_index: {n}\n      mcwan_api_server: {url}\n      mcwan_gateway_node: gw-{n}\n      \
              mcwan_wan_address: 203.0.113.{n}\n",
             kc = kubeconfig.display(),
-            url = sim.url()
+            url = cluster.server.server()
         ));
     }
     let inventory = dir.join("inventory.yml");
     std::fs::write(
         &inventory,
         format!(
-            "clusterset:\n  vars:\n    mcwan_clusterset_name: sim\n    mcwan_wan: wireguard\n    \
+            "clusterset:\n  vars:\n    mcwan_clusterset_name: real\n    mcwan_wan: wireguard\n    \
              mcwan_cluster_build_dir: {build}\n    mcwan_cluster_token_retries: 60\n  hosts:\n{hosts}",
             build = dir.join("build").display()
         ),
@@ -1462,13 +1509,13 @@ async fn site_playbook_deploys_a_clusterset_on_kubesim_idempotently() {
 
     // The token controller, while the playbook runs.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let sims = std::sync::Arc::new(sims);
+    let clusters = std::sync::Arc::new(clusters);
     let controller = {
-        let (sims, stop) = (sims.clone(), stop.clone());
+        let (clusters, stop) = (clusters.clone(), stop.clone());
         tokio::spawn(async move {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                for (i, sim) in sims.iter().enumerate() {
-                    fill_tokens(sim, &format!("cluster-{}", i + 1));
+                for cluster in clusters.iter() {
+                    cluster.fill_tokens().await;
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
@@ -1482,45 +1529,47 @@ async fn site_playbook_deploys_a_clusterset_on_kubesim_idempotently() {
     for (host, (changed, failed)) in &recap1 {
         assert!(*changed > 0 && *failed == 0, "{host}: first run\n{first}");
     }
-    let secret = |sim: &mcwan_kubesim::KubeSim, name: &str| {
-        sim.get_json("v1", "secrets", Some("mcwan-system"), name)
+    async fn secret(cluster: &SiteCluster, name: &str) -> Value {
+        cluster
+            .get("v1", "secrets", Some("mcwan-system"), name)
+            .await
             .unwrap_or_else(|| panic!("no Secret {name}"))
-    };
-    let wg_keys: Vec<Value> = sims
-        .iter()
-        .map(|s| secret(s, "mcwan-wireguard")["data"].clone())
-        .collect();
-    let before: Vec<_> = sims.iter().map(stored_versions).collect();
+    }
+    let mut wg_keys = Vec::new();
+    let mut before = Vec::new();
+    for cluster in clusters.iter() {
+        wg_keys.push(secret(cluster, "mcwan-wireguard").await["data"].clone());
+        before.push(cluster.stored_versions().await);
+    }
     let (second, recap2) = run_site(inventory.clone(), home.clone()).await.unwrap();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     controller.await.unwrap();
-    // The second run writes nothing: every object keeps its resourceVersion. kubesim rewrites a
-    // CRD's status conditions (and bumps its version) on every apply, even one that changes
-    // nothing, where kube-apiserver stores nothing; so CRDs are compared by their spec, and the
-    // tasks that apply CRDs may report that rewrite as a change.
-    let after: Vec<_> = sims.iter().map(stored_versions).collect();
+    // The second run writes nothing: every object keeps its resourceVersion, and no task
+    // reports a change.
+    let mut after = Vec::new();
+    for cluster in clusters.iter() {
+        after.push(cluster.stored_versions().await);
+    }
     assert_eq!(before, after, "the second run rewrote objects\n{second}");
-    for (host, (_, failed)) in &recap2 {
-        assert_eq!(*failed, 0, "{host}\n{second}");
+    for (host, (changed, failed)) in &recap2 {
+        assert_eq!((*changed, *failed), (0, 0), "{host}\n{second}");
     }
     let changed = changed_tasks(&second);
-    let crd_tasks = [
-        "mcwan_cluster : Install the CRDs",
-        "mcwan_cluster : Deploy the gateway",
-    ];
     assert!(
-        changed.iter().all(|t| crd_tasks.contains(&t.as_str())),
+        changed.is_empty(),
         "the second run changed {changed:?}\n{second}"
     );
-    let again: Vec<Value> = sims
-        .iter()
-        .map(|s| secret(s, "mcwan-wireguard")["data"].clone())
-        .collect();
-    assert_eq!(wg_keys, again, "a WireGuard key was replaced");
+    for (i, cluster) in clusters.iter().enumerate() {
+        assert_eq!(
+            wg_keys[i],
+            secret(cluster, "mcwan-wireguard").await["data"],
+            "a WireGuard key was replaced"
+        );
+    }
 
-    for (i, sim) in sims.iter().enumerate() {
+    for (i, cluster) in clusters.iter().enumerate() {
         let (me, peer) = (format!("cluster-{}", i + 1), format!("cluster-{}", 2 - i));
-        let peer_sim = &sims[1 - i];
+        let peer_cluster = &clusters[1 - i];
         // CRDs, identity, gateway node.
         for crd in [
             "wanpolicies.mcw.l7mp.io",
@@ -1529,38 +1578,44 @@ async fn site_playbook_deploys_a_clusterset_on_kubesim_idempotently() {
             "clusterproperties.about.k8s.io",
         ] {
             assert!(
-                sim.get_json(
-                    "apiextensions.k8s.io/v1",
-                    "customresourcedefinitions",
-                    None,
-                    crd
-                )
-                .is_some(),
+                cluster
+                    .get(
+                        "apiextensions.k8s.io/v1",
+                        "customresourcedefinitions",
+                        None,
+                        crd
+                    )
+                    .await
+                    .is_some(),
                 "{me}: {crd}"
             );
         }
-        let property = sim
-            .get_json(
+        let property = cluster
+            .get(
                 "about.k8s.io/v1alpha1",
                 "clusterproperties",
                 None,
                 "cluster.clusterset.k8s.io",
             )
+            .await
             .unwrap();
         assert_eq!(property["spec"]["value"], me);
-        let node = sim
-            .get_json("v1", "nodes", None, &format!("gw-{}", i + 1))
+        let node = cluster
+            .get("v1", "nodes", None, &format!("gw-{}", i + 1))
+            .await
             .unwrap();
         assert_eq!(node["metadata"]["labels"]["mcw.l7mp.io/gateway"], "true");
         // The WAN policies of the inventory (the defaults: the seed's).
-        let policies = sim.list_json("mcw.l7mp.io/v1alpha1", "wanpolicies", None);
+        let policies = cluster
+            .list("mcw.l7mp.io/v1alpha1", "wanpolicies", None)
+            .await;
         let names: Vec<&str> = policies
             .iter()
             .map(|p| p["metadata"]["name"].as_str().unwrap())
             .collect();
         assert_eq!(names, ["sd-wan-priority-high", "sd-wan-priority-low"]);
         // The clusterset: both gateways, each with the public key of its private key.
-        let configmaps = sim.list_json("v1", "configmaps", Some("mcwan-system"));
+        let configmaps = cluster.list("v1", "configmaps", Some("mcwan-system")).await;
         let clusterset = configmaps
             .iter()
             .find(|c| {
@@ -1573,8 +1628,8 @@ async fn site_playbook_deploys_a_clusterset_on_kubesim_idempotently() {
         let text = clusterset["data"]["clusterset.yaml"].as_str().unwrap();
         let set = assert_clusterset_loads(&me, text);
         assert_eq!(set.clusters.len(), 2, "{text}");
-        for (j, s) in sims.iter().enumerate() {
-            let private = b64d(&secret(s, "mcwan-wireguard")["data"]["privateKey"]);
+        for (j, c) in clusters.iter().enumerate() {
+            let private = b64d(&secret(c, "mcwan-wireguard").await["data"]["privateKey"]);
             let mut wg = Command::new("wg")
                 .arg("pubkey")
                 .stdin(Stdio::piped())
@@ -1603,13 +1658,14 @@ async fn site_playbook_deploys_a_clusterset_on_kubesim_idempotently() {
             format!("192.0.2.{}", 11 + i)
         );
         // The gateway, rolled by a change of its peers' kubeconfigs.
-        let ds = sim
-            .get_json(
+        let ds = cluster
+            .get(
                 "apps/v1",
                 "daemonsets",
                 Some("mcwan-system"),
                 "mcwan-gateway",
             )
+            .await
             .unwrap();
         let checksum =
             &ds["spec"]["template"]["metadata"]["annotations"]["mcw.l7mp.io/peers-checksum"];
@@ -1619,33 +1675,49 @@ async fn site_playbook_deploys_a_clusterset_on_kubesim_idempotently() {
             volumes.contains(clusterset["metadata"]["name"].as_str().unwrap()),
             "{volumes}"
         );
-        // The peer's read-only kubeconfig, which really reaches the peer's API server.
-        let peers = secret(sim, "mcwan-peers");
+        // The peer's kubeconfig, which really reaches the peer's API server, as the peer
+        // reader: it may read, and nothing more.
+        let peers = secret(cluster, "mcwan-peers").await;
         let keys: Vec<&String> = peers["data"].as_object().unwrap().keys().collect();
         assert_eq!(keys, [&peer]);
         let kubeconfig = b64d(&peers["data"][&peer]);
         assert!(
-            kubeconfig.contains(&format!("token: \"token-of-{peer}\"")),
+            kubeconfig.contains(peer_cluster.server.server()),
             "{kubeconfig}"
         );
         let path = dir.join(format!("{me}-peer.kubeconfig"));
         std::fs::write(&path, &kubeconfig).unwrap();
-        let out = run(Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&path)
-            .args(["get", "wanpolicies", "-o", "name"]));
+        let out = run(testbed::kubectl().arg("--kubeconfig").arg(&path).args([
+            "get",
+            "wanpolicies",
+            "-o",
+            "name",
+        ]));
         assert_eq!(
             String::from_utf8_lossy(&out.stdout),
             "wanpolicy.mcw.l7mp.io/sd-wan-priority-high\nwanpolicy.mcw.l7mp.io/sd-wan-priority-low\n"
         );
-        assert!(kubeconfig.contains(&peer_sim.url()), "{kubeconfig}");
+        let refused = testbed::kubectl()
+            .arg("--kubeconfig")
+            .arg(&path)
+            .args(["delete", "wanpolicy", "sd-wan-priority-low"])
+            .output()
+            .unwrap();
+        assert!(!refused.status.success());
+        assert!(
+            String::from_utf8_lossy(&refused.stderr).contains("Forbidden"),
+            "{}",
+            String::from_utf8_lossy(&refused.stderr)
+        );
         // CoreDNS forwards clusterset.local to the gateway's DNS Service, the rest untouched.
-        let svc = sim
-            .get_json("v1", "services", Some("mcwan-system"), "mcwan-dns")
+        let svc = cluster
+            .get("v1", "services", Some("mcwan-system"), "mcwan-dns")
+            .await
             .unwrap();
         let ip = svc["spec"]["clusterIP"].as_str().unwrap();
-        let coredns = sim
-            .get_json("v1", "configmaps", Some("kube-system"), "coredns")
+        let coredns = cluster
+            .get("v1", "configmaps", Some("kube-system"), "coredns")
+            .await
             .unwrap();
         let corefile = coredns["data"]["Corefile"].as_str().unwrap();
         let block =
