@@ -44,6 +44,24 @@ pub fn resource_types(crd: &Value) -> Vec<ResourceType> {
         .collect()
 }
 
+/// Why kube-apiserver refuses `crd`, a CRD of a protected API group (`k8s.io`,
+/// `kubernetes.io` and their subdomains, KEP-1111) without the `api-approved.kubernetes.io`
+/// annotation; `None` when it does not.
+pub fn unapproved(crd: &Value) -> Option<String> {
+    let group = crd["spec"]["group"].as_str().unwrap_or("");
+    let protected = ["k8s.io", "kubernetes.io"]
+        .iter()
+        .any(|p| group == *p || group.strip_suffix(p).is_some_and(|g| g.ends_with('.')));
+    let annotation = &crd["metadata"]["annotations"]["api-approved.kubernetes.io"];
+    let approved = annotation.as_str().is_some_and(|a| !a.is_empty());
+    (protected && !approved).then(|| {
+        "metadata.annotations[api-approved.kubernetes.io]: Required value: protected groups must \
+         have approval annotation \"api-approved.kubernetes.io\", see \
+         https://github.com/kubernetes/enhancements/pull/1111"
+            .to_owned()
+    })
+}
+
 /// The status kube-apiserver reports once a CRD is served.
 pub fn status(crd: &Value) -> Value {
     let now = crate::meta::now();
@@ -76,6 +94,18 @@ pub fn status(crd: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn crds_of_protected_groups_need_the_approval_annotation() {
+        let crd = |group: &str, annotations: Value| json!({"metadata": {"annotations": annotations}, "spec": {"group": group}});
+        let approved = json!({"api-approved.kubernetes.io": "https://github.com/kubernetes/enhancements/pull/3084"});
+        assert!(unapproved(&crd("about.k8s.io", json!({}))).is_some());
+        assert!(unapproved(&crd("k8s.io", json!(null))).is_some());
+        assert!(unapproved(&crd("x.kubernetes.io", json!({}))).is_some());
+        assert_eq!(unapproved(&crd("about.k8s.io", approved)), None);
+        assert_eq!(unapproved(&crd("multicluster.x-k8s.io", json!({}))), None);
+        assert_eq!(unapproved(&crd("mcw.l7mp.io", json!({}))), None);
+    }
 
     #[test]
     fn served_versions_become_resource_types() {

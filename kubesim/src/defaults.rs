@@ -22,7 +22,18 @@ pub fn apply(state: &mut State, rt: &ResourceType, object: &mut Value, old: Opti
         ("", "services") => service(state, object, old),
         ("", "namespaces") => namespace(object),
         ("apiextensions.k8s.io", "customresourcedefinitions") => {
-            object["status"] = crd::status(object);
+            // A write that changes neither names nor versions keeps the status (and so leaves
+            // an unchanged CRD unchanged, as kube-apiserver does).
+            let fresh = crd::status(object);
+            object["status"] = match old.map(|o| &o["status"]) {
+                Some(kept)
+                    if kept["acceptedNames"] == fresh["acceptedNames"]
+                        && kept["storedVersions"] == fresh["storedVersions"] =>
+                {
+                    kept.clone()
+                }
+                _ => fresh,
+            };
         }
         _ => {}
     }

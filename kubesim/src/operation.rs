@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
+use crate::crd;
 use crate::defaults;
 use crate::error::{ApiError, Details};
 use crate::meta::{self, NameRule};
@@ -135,6 +136,12 @@ fn check_identity(
             )))
             }
             Some(_) => {}
+        }
+    }
+    if is_crd(rt) {
+        if let Some(why) = crd::unapproved(body) {
+            let name = meta::meta_str(body, "name").to_owned();
+            return Err(ApiError::invalid(details(rt, &name), &why));
         }
     }
     Ok(())

@@ -11,6 +11,7 @@
 // any error, as tests do.
 #![allow(clippy::unwrap_used)]
 
+mod agreement;
 mod cli;
 mod conditions;
 mod convergence;
