@@ -11,10 +11,11 @@
 #![allow(dead_code)] // each test binary uses a part of it
 #![allow(clippy::unwrap_used)] // test helpers fail the test on any error
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use kube::api::{
@@ -31,22 +32,39 @@ pub fn bin_dir() -> PathBuf {
         .join("testbed/bin")
 }
 
-/// The path of testbed binary `name`, built once per test process if it is not there.
+/// The `testbed/build` component that provides binary `name`.
+fn component(name: &str) -> &'static str {
+    match name {
+        "apiserver" | "kubectl" => "apiserver",
+        "coredns" => "coredns",
+        "wireguard-go" => "wireguard-go",
+        other => panic!("no testbed component builds {other}"),
+    }
+}
+
+/// The path of testbed binary `name`, its component built once per test process if the
+/// binary is not there.
 pub fn bin(name: &str) -> PathBuf {
-    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    static BUILT: Mutex<BTreeMap<&'static str, Result<(), String>>> = Mutex::new(BTreeMap::new());
     let path = bin_dir().join(name);
     if !path.exists() {
-        let built = BUILT.get_or_init(|| {
-            eprintln!("testbed: {} missing, running testbed/build", path.display());
+        let component = component(name);
+        let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+        let result = built.entry(component).or_insert_with(|| {
+            eprintln!(
+                "testbed: {} missing, running testbed/build {component}",
+                path.display()
+            );
             let status = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("testbed/build"))
+                .arg(component)
                 .status()
                 .map_err(|e| format!("testbed/build: {e}"))?;
             status
                 .success()
                 .then_some(())
-                .ok_or_else(|| format!("testbed/build failed: {status}"))
+                .ok_or_else(|| format!("testbed/build {component} failed: {status}"))
         });
-        if let Err(e) = built {
+        if let Err(e) = result {
             panic!("{e}");
         }
     }
@@ -224,6 +242,53 @@ impl ApiServer {
         let mut cmd = kubectl();
         cmd.arg("--kubeconfig").arg(self.kubeconfig());
         cmd
+    }
+}
+
+/// CoreDNS of `testbed/coredns` (github.com/coredns/coredns), killed when dropped.
+pub struct CoreDns {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for CoreDns {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl CoreDns {
+    /// Starts CoreDNS on the Corefile `corefile`; it serves the ports that Corefile names.
+    pub fn start(corefile: &str) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("mcwan-coredns-")
+            .tempdir()
+            .unwrap();
+        let path = dir.path().join("Corefile");
+        std::fs::write(&path, corefile).unwrap();
+        let log = std::fs::File::create(dir.path().join("coredns.log")).unwrap();
+        let child = Command::new(bin("coredns"))
+            .arg("-conf")
+            .arg(&path)
+            .current_dir(dir.path())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Self { child, dir }
+    }
+
+    /// The last lines CoreDNS logged.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.dir.path().join("coredns.log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// Whether CoreDNS is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 }
 
