@@ -6,10 +6,10 @@
 //! ServiceImport mcwan wrote. Run at two sizes, the two show how the cost of one change grows
 //! with the clusterset.
 //!
-//! `MCWAN_BENCH_API`: `kube-apiserver` (default, testbed/) or `kubesim`.
+//! `MCWAN_BENCH_API`: `kube-apiserver` (default, testbed/) or `kubesim`;
+//! `MCWAN_BENCH_COREDNS=0` leaves CoreDNS out.
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -28,49 +28,17 @@ fn env_number(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// CoreDNS serving `clusterset.local` with the multicluster plugin from `kubeconfig`.
-struct CoreDns {
-    child: Child,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for CoreDns {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl CoreDns {
-    fn start(kubeconfig: &std::path::Path) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let corefile = dir.path().join("Corefile");
-        std::fs::write(
-            &corefile,
-            format!(
-                "clusterset.local:{} {{\n    bind 127.0.0.1\n    multicluster clusterset.local {{\n        kubeconfig {}\n    }}\n}}\n",
-                addr.port(),
-                kubeconfig.display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new(testbed::bin("coredns"))
-            .arg("-conf")
-            .arg(&corefile)
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(
-                std::fs::File::create(dir.path().join("coredns.log")).unwrap(),
-            ))
-            .spawn()
-            .unwrap();
-        Self {
-            child,
-            addr,
-            _dir: dir,
-        }
-    }
+/// CoreDNS answering `clusterset.local` from `kubeconfig`'s API server with the kubernetes
+/// plugin's `multicluster` option (ServiceImports and their EndpointSlices), and the address it
+/// serves on.
+fn coredns(kubeconfig: &std::path::Path) -> (testbed::CoreDns, SocketAddr) {
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let corefile = format!(
+        "clusterset.local:{port} {{\n    bind 127.0.0.1\n    kubernetes clusterset.local {{\n        kubeconfig {kubeconfig}\n        multicluster clusterset.local\n    }}\n}}\n",
+        port = addr.port(),
+        kubeconfig = kubeconfig.display(),
+    );
+    (testbed::CoreDns::start(&corefile), addr)
 }
 
 async fn answered(dns: SocketAddr, qname: &str) -> bool {
@@ -135,17 +103,18 @@ async fn convergence_from_export_to_dns_answer() {
     }
     let populated = started.elapsed();
 
-    let coredns = (backend == Backend::Real).then(|| {
+    let with_coredns = std::env::var("MCWAN_BENCH_COREDNS").map_or(true, |v| v != "0");
+    let coredns = (backend == Backend::Real && with_coredns).then(|| {
         let ClusterApi::Real { server, .. } = &cs.clusters[1].api else {
             unreachable!()
         };
-        CoreDns::start(&server.lock().unwrap().kubeconfig())
+        coredns(&server.lock().unwrap().kubeconfig())
     });
     if let Some(coredns) = &coredns {
         if services > 0 {
             let last = format!("bulk-{}.shop.svc.clusterset.local.", services - 1);
             let deadline = Instant::now() + Duration::from_secs(120);
-            while !answered(coredns.addr, &last).await {
+            while !answered(coredns.1, &last).await {
                 assert!(Instant::now() < deadline, "CoreDNS never answered {last}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -178,7 +147,7 @@ async fn convergence_from_export_to_dns_answer() {
                 gateway = Some(started.elapsed());
             }
             if let Some(coredns) = coredns.as_ref().filter(|_| peer.is_none()) {
-                if answered(coredns.addr, &qname).await {
+                if answered(coredns.1, &qname).await {
                     peer = Some(started.elapsed());
                 }
             }

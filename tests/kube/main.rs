@@ -17,4 +17,5 @@ mod conditions;
 mod convergence;
 mod import;
 mod outage;
+mod peer_dns;
 mod support;
