@@ -106,13 +106,22 @@ pub enum Output {
     Json,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PlanOutput {
+    Table,
+    Json,
+    /// The objects the gateway writes in this cluster in Kubernetes mode (ServiceImports and
+    /// EndpointSlices) as a `v1` List, for `kubectl apply --server-side -f -` or a review.
+    Kube,
+}
+
 #[derive(Debug, Args)]
 pub struct PlanCmd {
     #[command(flatten)]
     pub plan: PlanArgs,
     /// Output format.
-    #[arg(short, long, value_enum, default_value_t = Output::Table)]
-    pub output: Output,
+    #[arg(short, long, value_enum, default_value_t = PlanOutput::Table)]
+    pub output: PlanOutput,
 }
 
 #[derive(Debug, Args)]
@@ -279,8 +288,16 @@ fn plan(cmd: PlanCmd) -> anyhow::Result<ExitCode> {
         down: &Default::default(),
     });
     match cmd.output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&state)?),
-        Output::Table => print!("{}", crate::render::plan_table(&state)),
+        PlanOutput::Json => println!("{}", serde_json::to_string_pretty(&state)?),
+        PlanOutput::Table => print!("{}", crate::render::plan_table(&state)),
+        PlanOutput::Kube => println!(
+            "{}",
+            serde_json::to_string_pretty(&crate::kube::planned_objects(
+                &cluster_id,
+                &catalog,
+                &state
+            ))?
+        ),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -151,6 +151,55 @@ fn crds_and_every_overlay_apply_server_side_and_the_seed_objects_apply_unchanged
     assert!(table.contains("sd-wan-priority-high"), "{table}");
 }
 
+/// `mcwan plan -o kube`: what the gateway would write in cluster-2 for the example clusterset,
+/// applied as is to kube-apiserver (CRD schemas and admission), nothing refused, every
+/// object there afterwards.
+#[test]
+fn the_planned_objects_apply_as_they_are() {
+    let server = ApiServer::start("plan");
+    install_crds(&server);
+    let list = ok(Command::new(env!("CARGO_BIN_EXE_mcwan"))
+        .args(["plan", "--cluster-id", "cluster-2", "--catalog"])
+        .arg(repo().join("examples/clusterset"))
+        .args(["-o", "kube"]));
+    let planned: Value = serde_json::from_str(&list).unwrap();
+    let items = planned["items"].as_array().unwrap();
+    let mut namespaces: Vec<&str> = items
+        .iter()
+        .map(|i| i["metadata"]["namespace"].as_str().unwrap())
+        .collect();
+    namespaces.sort_unstable();
+    namespaces.dedup();
+    for ns in &namespaces {
+        ok(server.kubectl().args(["create", "namespace", ns]));
+    }
+    let (success, out, err) = apply(&server, &["-f", "-"], Some(&list));
+    assert!(success, "the planned objects were refused:\n{out}\n{err}");
+    let kinds: Vec<&str> = items.iter().map(|i| i["kind"].as_str().unwrap()).collect();
+    assert!(
+        kinds.contains(&"ServiceImport") && kinds.contains(&"EndpointSlice"),
+        "{kinds:?}"
+    );
+    for item in items {
+        let (kind, ns, name) = (
+            item["kind"].as_str().unwrap(),
+            item["metadata"]["namespace"].as_str().unwrap(),
+            item["metadata"]["name"].as_str().unwrap(),
+        );
+        let kind = if kind == "ServiceImport" {
+            "serviceimports.multicluster.x-k8s.io"
+        } else {
+            "endpointslices.discovery.k8s.io"
+        };
+        let live = kubectl_json(&server, &["get", "-n", ns, kind, name])
+            .unwrap_or_else(|| panic!("{kind} {ns}/{name} not there"));
+        assert_eq!(
+            live["metadata"]["labels"], item["metadata"]["labels"],
+            "{kind} {ns}/{name}"
+        );
+    }
+}
+
 #[test]
 fn malformed_objects_are_refused_naming_the_object_and_the_field() {
     let server = ApiServer::start("malformed");

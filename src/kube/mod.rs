@@ -43,6 +43,29 @@ pub use object::{bounded_name, Kind, ObjectId, Part, Write, Writes};
 pub use publish::ingress_slice_name;
 pub use snapshot::ClusterSnapshot;
 
+/// The objects the gateway of `cluster_id` owns in its own cluster for `state`: ServiceImports,
+/// their EndpointSlices and the ingress slices it publishes for peers, as one `v1` `List`
+/// (what `mcwan plan -o kube` prints). Statuses are left out: a List applies objects.
+pub fn planned_objects(
+    cluster_id: &str,
+    catalog: &crate::catalog::Catalog,
+    state: &crate::desired::DesiredState,
+) -> serde_json::Value {
+    let writes = writes::plan(
+        cluster_id,
+        catalog,
+        state,
+        &snapshot::Observed::default(),
+        k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+    );
+    let items: Vec<&serde_json::Value> = writes
+        .values()
+        .filter(|w| w.id.deletable())
+        .map(|w| &w.body)
+        .collect();
+    serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items})
+}
+
 /// The field manager of every server-side apply the gateway makes.
 pub const FIELD_MANAGER: &str = "mcwan";
 /// The field manager of the `mcwan export` command.
