@@ -115,3 +115,11 @@ fn uapi_exchange(ifname: &str, request: &str) -> String {
         answer.push_str(&line);
     }
 }
+
+#[test]
+fn boringtun_and_wireguard_go_carry_tcp_both_ways() {
+    if !support::can_run() {
+        return;
+    }
+    support::scenario::interop(support::scenario::Foreign::Go(support::wireguard_go()));
+}

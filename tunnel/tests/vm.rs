@@ -33,3 +33,9 @@ fn auto_backend_picks_the_kernel_module() {
     let links = ns.sh(&["ip", "-o", "link"]);
     assert!(!links.contains("mcw-wgprobe"), "{links}");
 }
+
+#[test]
+#[ignore = "real-kernel VM tier: run by tests/vm/run"]
+fn boringtun_and_kernel_wireguard_carry_tcp_both_ways() {
+    support::scenario::interop(support::scenario::Foreign::Kernel);
+}

@@ -269,3 +269,60 @@ impl EchoClient {
         self.stream = Some(stream);
     }
 }
+
+/// wireguard-go of `testbed/wireguard-go` (built by `testbed/build wireguard-go` when missing);
+/// MCWAN_WIREGUARD_GO names another binary.
+pub fn wireguard_go() -> std::path::PathBuf {
+    if let Some(path) = std::env::var_os("MCWAN_WIREGUARD_GO") {
+        return path.into();
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let path = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+        .join("testbed/bin/wireguard-go");
+    if !path.exists() {
+        let status = Command::new(root.join("testbed/build"))
+            .arg("wireguard-go")
+            .status()
+            .unwrap();
+        assert!(status.success(), "testbed/build wireguard-go: {status}");
+    }
+    path
+}
+
+/// A wireguard-go device in a namespace, its process killed (and the device gone) on drop.
+pub struct Daemon(std::process::Child);
+
+impl Daemon {
+    /// Starts `go` (wireguard-go) in `ns` for device `dev` and waits for its control socket.
+    pub fn start(ns: &Netns, go: &std::path::Path, dev: &str) -> Self {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &ns.name])
+            .arg(go)
+            .args(["-f", dev])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let daemon = Daemon(child);
+        let sock = std::path::PathBuf::from(format!("/var/run/wireguard/{dev}.sock"));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !sock.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "wireguard-go made no {}",
+                sock.display()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        daemon
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

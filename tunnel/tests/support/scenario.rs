@@ -227,3 +227,87 @@ pub fn bulk_line(len: usize) -> String {
         })
         .collect()
 }
+
+/// A WireGuard implementation that is not mcwan's, driven with `ip` and `wg` as its users do.
+pub enum Foreign {
+    /// The kernel's `wireguard` module.
+    Kernel,
+    /// wireguard-go, this binary.
+    Go(std::path::PathBuf),
+}
+
+/// mcwan's userspace device in `a` and a foreign WireGuard in `b`, one tunnel between them:
+/// TCP both ways (each side serves, the other connects), then 1 MiB echoed, and each side's
+/// `wg show` counting the handshake.
+pub fn interop(foreign: Foreign) {
+    let (mut a, b) = pair(Backend::Userspace);
+    let mut specs = a.specs(&b, "192.0.2.2");
+    specs.truncate(1);
+    let port = specs[0].listen_port;
+    a.apply(specs);
+
+    let dev = b.ifname(0);
+    let _daemon = match &foreign {
+        Foreign::Kernel => {
+            b.ns.sh(&["ip", "link", "add", &dev, "type", "wireguard"]);
+            None
+        }
+        Foreign::Go(go) => Some(super::Daemon::start(&b.ns, go, &dev)),
+    };
+    let key = std::env::temp_dir().join(format!("{dev}.key"));
+    std::fs::write(&key, b.keys[0].to_base64()).unwrap();
+    b.ns.sh(&[
+        "wg",
+        "set",
+        &dev,
+        "listen-port",
+        &port.to_string(),
+        "private-key",
+        key.to_str().unwrap(),
+        "peer",
+        &a.keys[0].public_key().to_base64(),
+        "endpoint",
+        &format!("192.0.2.1:{port}"),
+        "allowed-ips",
+        &format!("{}/32", a.inner(0)),
+    ]);
+    let _ = std::fs::remove_file(&key);
+    b.ns.sh(&[
+        "ip",
+        "addr",
+        "add",
+        &format!("{}/24", b.inner(0)),
+        "dev",
+        &dev,
+    ]);
+    b.ns.sh(&["ip", "link", "set", &dev, "mtu", "1420", "up"]);
+
+    // b serves, a connects; then a serves, b connects.
+    let to_b = SocketAddr::new(b.inner(0).into(), 7100);
+    echo_server(&b.rt, to_b);
+    let mut from_a = EchoClient::connect(&a.rt, to_b);
+    from_a.round_trip(&a.rt, "mcwan -> foreign", 20);
+    let to_a = SocketAddr::new(a.inner(0).into(), 7101);
+    echo_server(&a.rt, to_a);
+    let mut from_b = EchoClient::connect(&b.rt, to_a);
+    from_b.round_trip(&b.rt, "foreign -> mcwan", 20);
+    from_a.round_trip(&a.rt, &bulk_line(1 << 20), 120);
+    from_b.round_trip(&b.rt, &bulk_line(1 << 20), 120);
+
+    for (ns, dev, peer) in [
+        (&a.ns, a.ifname(0), b.keys[0].public_key()),
+        (&b.ns, dev.clone(), a.keys[0].public_key()),
+    ] {
+        let shown = ns.sh(&["wg", "show", &dev, "latest-handshakes"]);
+        let stamp = shown
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse::<u64>().ok());
+        assert!(
+            shown.starts_with(&peer.to_base64()) && stamp.is_some_and(|t| t > 0),
+            "{}: {shown}",
+            ns.name
+        );
+    }
+    a.apply(Vec::new());
+}
