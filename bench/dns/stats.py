@@ -162,7 +162,8 @@ def report(path):
     hdr = ("server", "QPS", "QPS/CPU-s", "lost", "sat avg ms", "p50 ms", "p99 ms", "p99.9 ms",
            "avg ms", "lat lost", "resp B", "RSS MiB", "peak MiB")
     rows = []
-    for name in ("mcwan", "knot"):
+    names = [n for n in ("mcwan", "knot", "coredns", "coredns-mc") if n in s]
+    for name in names:
         x = s[name]
         rows.append((
             name,
@@ -185,12 +186,12 @@ def report(path):
     for row in rows:
         print(line(row))
     print()
-    for name in ("mcwan", "knot"):
+    for name in names:
         x = s[name]
         passes = ", ".join(
             f"{p['qps']:.0f} qps ({p['server_share']:.0f}% of a core)" for p in x["passes"])
         print(f"  {name} saturation passes: {passes}")
-    for name in ("mcwan", "knot"):
+    for name in names:
         rl = s[name].get("reload")
         if rl:
             t = "never" if rl["reload_s"] is None else f"{rl['reload_s']:.2f} s"
@@ -198,10 +199,13 @@ def report(path):
                   f"{rl['unanswered']} probes unanswered, longest gap {rl['max_gap_s'] * 1000:.0f} ms")
     m, k = s["mcwan"], s["knot"]
     ratio = m["qps"] / k["qps"] if k["qps"] else float("nan")
-    eff = m["qps_per_cpu_s"] / k["qps_per_cpu_s"] if k["qps_per_cpu_s"] else float("nan")
     print()
-    print(f"mcwan/knot QPS ratio: {ratio:.2f}  (per server CPU-second: {eff:.2f}); "
-          f"RSS ratio {m['rss_kib'] / k['rss_kib']:.1f}x")
+    for peer in names[1:]:
+        p = s[peer]
+        r_qps = m["qps"] / p["qps"] if p["qps"] else float("nan")
+        eff = m["qps_per_cpu_s"] / p["qps_per_cpu_s"] if p["qps_per_cpu_s"] else float("nan")
+        print(f"mcwan/{peer} QPS ratio: {r_qps:.2f}  (per server CPU-second: {eff:.2f}); "
+              f"RSS ratio {m['rss_kib'] / p['rss_kib']:.1f}x")
     if ratio >= 0.8:
         print(f"GOAL MET: mcwan reaches {ratio:.2f}x Knot's QPS (goal >= 0.80x)")
     else:
