@@ -343,8 +343,31 @@ pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
     ];
     let mut out = String::new();
     for c in crds {
+        let mut c =
+            serde_json::to_value(c).map_err(<serde_yaml::Error as serde::ser::Error>::custom)?;
+        drop_unsigned_formats(&mut c);
         out.push_str("---\n");
         out.push_str(&serde_yaml::to_string(&c)?);
     }
     Ok(out)
+}
+
+/// Removes the `format: uint16`-style formats the Rust types' schemas carry: they are not
+/// OpenAPI formats Kubernetes knows, and kube-apiserver warns about each on every apply. The
+/// `minimum`/`maximum` beside them keep the range.
+fn drop_unsigned_formats(schema: &mut serde_json::Value) {
+    match schema {
+        serde_json::Value::Object(map) => {
+            if map
+                .get("format")
+                .and_then(serde_json::Value::as_str)
+                .is_some_and(|f| f.starts_with("uint"))
+            {
+                map.remove("format");
+            }
+            map.values_mut().for_each(drop_unsigned_formats);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(drop_unsigned_formats),
+        _ => {}
+    }
 }
