@@ -79,26 +79,51 @@ async fn convergence_from_export_to_dns_answer() {
         .await;
     if services > 0 {
         let last = format!("bulk-{}.shop.svc.clusterset.local.", services - 1);
-        let deadline = Instant::now() + Duration::from_secs(600);
+        let deadline = Instant::now() + Duration::from_secs(1200);
         while !answered(dns, &last).await {
             assert!(Instant::now() < deadline, "{last} never answered");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        // Settled: both gateways have written everything the bulk asks of them (cluster-1 its
+        // ingress slices and export conditions, cluster-2 its ServiceImports and their
+        // slices), so that a sample measures one change, not the tail of the bulk.
         loop {
+            let slices = |i: usize, role: &'static str| {
+                let api = cs.api(i);
+                async move {
+                    api.list(DISCOVERY, "endpointslices", Some("shop"))
+                        .await
+                        .iter()
+                        .filter(|s| s["metadata"]["labels"]["mcw.l7mp.io/slice"] == role)
+                        .count()
+                }
+            };
+            let ready = exporter
+                .list(MCS, "serviceexports", Some("shop"))
+                .await
+                .iter()
+                .filter(|e| condition_is(e, "Ready", "True"))
+                .count();
             let imported = cs
                 .api(1)
                 .list(MCS, "serviceimports", Some("shop"))
                 .await
                 .len();
-            if imported >= services {
+            let counts = [
+                ready,
+                slices(0, "ingress").await,
+                imported,
+                slices(1, "import").await,
+            ];
+            if counts.iter().all(|&n| n >= services) {
                 break;
             }
             assert!(
                 Instant::now() < deadline,
-                "{imported} of {services} imported\n{}",
+                "of {services}: {counts:?} (exports Ready, ingress slices, imports, import slices)\n{}",
                 cs.logs()
             );
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
     let populated = started.elapsed();

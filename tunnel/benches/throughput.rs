@@ -1,13 +1,16 @@
 //! Tunnel throughput: iperf3 (1 and 4 streams) between two namespaces over a veth, through
 //! mcwan's userspace backend (its own device on boringtun's noise protocol), mcwan's kernel
-//! backend, and plain kernel WireGuard set up with `ip` and `wg`. Run it as root in a VM with the wireguard module (see
-//! bench/tunnel/run); without the module only the userspace row is measured.
+//! backend, plain kernel WireGuard set up with `ip` and `wg`, and wireguard-go (the userspace
+//! WireGuard users pick; MCWAN_BENCH_WIREGUARD_GO names its binary, testbed/build builds it)
+//! set up with `wg`. Run it as root in a VM with the wireguard and tun modules (see
+//! bench/tunnel/run); without the wireguard module the kernel rows are left out.
 //!
 //! Every path is measured in each of MCWAN_BENCH_ROUNDS rounds (default 3) and reported as its
 //! median; per-run results and TCP retransmits go to stderr.
 //!
 //! Environment: MCWAN_BENCH_SECS (seconds per iperf3 run, default 10), MCWAN_BENCH_ROUNDS,
-//! MCWAN_BENCH_ONLY (measure only the paths whose name contains it, e.g. for a profile).
+//! MCWAN_BENCH_ONLY (measure only the paths whose name contains it, e.g. for a profile),
+//! MCWAN_BENCH_WIREGUARD_GO (the wireguard-go binary; its row is left out without it).
 #![allow(clippy::unwrap_used)]
 
 #[path = "../tests/support/mod.rs"]
@@ -23,6 +26,7 @@ use support::{veth, Netns};
 const SERVER: &str = "10.255.1.2";
 /// The reference path.
 const PLAIN: &str = "kernel WireGuard (wg/ip)";
+const WIREGUARD_GO: &str = "wireguard-go (wg)";
 
 fn iperf(client: &Netns, server: &Netns, streams: u32, secs: u64) -> f64 {
     let mut srv = Command::new("ip")
@@ -184,9 +188,12 @@ fn mcwan_pair(backend: Backend) -> (Gateway, Gateway) {
     (a, b)
 }
 
-fn plain_pair() -> (Netns, Netns) {
+/// Two namespaces joined by a WireGuard link set up with `ip` and `wg`: the kernel's device, or
+/// wireguard-go's (`go`: its binary; its processes are returned, to be killed at the end).
+fn plain_pair(go: Option<&str>) -> (Netns, Netns, Vec<Child>) {
     let a = Netns::new("pa");
     let b = Netns::new("pb");
+    let mut daemons = Vec::new();
     veth(&a, "wan", "192.0.2.1/24", &b, "wan", "192.0.2.2/24");
     let keys: Vec<(String, String)> = (0..2)
         .map(|_| {
@@ -212,11 +219,36 @@ fn plain_pair() -> (Netns, Netns) {
         let other = 1 - i;
         let key_file = std::env::temp_dir().join(format!("{}.key", ns.name));
         std::fs::write(&key_file, &keys[i].0).unwrap();
-        ns.sh(&["ip", "link", "add", "wg0", "type", "wireguard"]);
+        // wireguard-go's control sockets share /var/run/wireguard: one name per namespace.
+        let dev = format!("wg{i}");
+        match go {
+            None => {
+                ns.sh(&["ip", "link", "add", &dev, "type", "wireguard"]);
+            }
+            Some(go) => {
+                daemons.push(
+                    Command::new("ip")
+                        .args(["netns", "exec", &ns.name, go, "-f", &dev])
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .spawn()
+                        .unwrap(),
+                );
+                let sock = format!("/var/run/wireguard/{dev}.sock");
+                let deadline = std::time::Instant::now() + Duration::from_secs(10);
+                while !std::path::Path::new(&sock).exists() {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "wireguard-go made no {sock}"
+                    );
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
         ns.sh(&[
             "wg",
             "set",
-            "wg0",
+            &dev,
             "listen-port",
             "51820",
             "private-key",
@@ -235,17 +267,28 @@ fn plain_pair() -> (Netns, Netns) {
             "add",
             &format!("10.255.1.{}/24", i + 1),
             "dev",
-            "wg0",
+            &dev,
         ]);
-        ns.sh(&["ip", "link", "set", "wg0", "mtu", "1420", "up"]);
+        ns.sh(&["ip", "link", "set", &dev, "mtu", "1420", "up"]);
     }
-    (a, b)
+    (a, b, daemons)
 }
 
 /// Two namespaces joined by one tunnel path, kept alive while it is measured.
 enum Pair {
-    Plain(Netns, Netns),
+    Plain(Netns, Netns, Vec<Child>),
     Mcwan(Box<(Gateway, Gateway)>),
+}
+
+impl Drop for Pair {
+    fn drop(&mut self) {
+        if let Pair::Plain(_, _, daemons) = self {
+            for d in daemons {
+                let _ = d.kill();
+                let _ = d.wait();
+            }
+        }
+    }
 }
 
 impl Pair {
@@ -256,7 +299,7 @@ impl Pair {
     /// The client's and the server's namespace.
     fn ends(&self) -> (&Netns, &Netns) {
         match self {
-            Pair::Plain(a, b) => (a, b),
+            Pair::Plain(a, b, _) => (a, b),
             Pair::Mcwan(pair) => (&pair.0.ns, &pair.1.ns),
         }
     }
@@ -301,9 +344,16 @@ fn main() {
 
     let mut paths: Vec<(&str, Pair)> = Vec::new();
     if kernel {
-        let (a, b) = plain_pair();
-        paths.push((PLAIN, Pair::Plain(a, b)));
+        let (a, b, none) = plain_pair(None);
+        paths.push((PLAIN, Pair::Plain(a, b, none)));
         paths.push(("mcwan kernel backend", Pair::mcwan(Backend::Kernel)));
+    }
+    match std::env::var("MCWAN_BENCH_WIREGUARD_GO") {
+        Ok(go) => {
+            let (a, b, daemons) = plain_pair(Some(&go));
+            paths.push((WIREGUARD_GO, Pair::Plain(a, b, daemons)));
+        }
+        Err(_) => eprintln!("MCWAN_BENCH_WIREGUARD_GO not set: no wireguard-go row"),
     }
     paths.push(("mcwan userspace backend", Pair::mcwan(Backend::Userspace)));
     if let Ok(only) = std::env::var("MCWAN_BENCH_ONLY") {
