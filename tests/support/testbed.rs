@@ -227,9 +227,7 @@ impl ApiServer {
 
     /// The last lines the control plane logged.
     pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
+        tail(&self.log_path())
     }
 
     /// A kube client as the admin.
@@ -243,6 +241,13 @@ impl ApiServer {
         cmd.arg("--kubeconfig").arg(self.kubeconfig());
         cmd
     }
+}
+
+/// The last 40 lines of the log file `path` (empty if there is none).
+fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
 /// CoreDNS of `testbed/coredns` (github.com/coredns/coredns), killed when dropped.
@@ -281,9 +286,7 @@ impl CoreDns {
 
     /// The last lines CoreDNS logged.
     pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(self.dir.path().join("coredns.log")).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
+        tail(&self.dir.path().join("coredns.log"))
     }
 
     /// Whether CoreDNS is still running.

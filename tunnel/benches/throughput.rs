@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use mcwan_tunnel::Backend;
 use support::scenario::{pair, Gateway};
-use support::{veth, Netns};
+use support::{veth, Daemon, Netns};
 
 const SERVER: &str = "10.255.1.2";
 /// The reference path.
@@ -190,7 +190,7 @@ fn mcwan_pair(backend: Backend) -> (Gateway, Gateway) {
 
 /// Two namespaces joined by a WireGuard link set up with `ip` and `wg`: the kernel's device, or
 /// wireguard-go's (`go`: its binary; its processes are returned, to be killed at the end).
-fn plain_pair(go: Option<&str>) -> (Netns, Netns, Vec<Child>) {
+fn plain_pair(go: Option<&str>) -> (Netns, Netns, Vec<Daemon>) {
     let a = Netns::new("pa");
     let b = Netns::new("pb");
     let mut daemons = Vec::new();
@@ -225,25 +225,7 @@ fn plain_pair(go: Option<&str>) -> (Netns, Netns, Vec<Child>) {
             None => {
                 ns.sh(&["ip", "link", "add", &dev, "type", "wireguard"]);
             }
-            Some(go) => {
-                daemons.push(
-                    Command::new("ip")
-                        .args(["netns", "exec", &ns.name, go, "-f", &dev])
-                        .stdout(Stdio::null())
-                        .stderr(Stdio::null())
-                        .spawn()
-                        .unwrap(),
-                );
-                let sock = format!("/var/run/wireguard/{dev}.sock");
-                let deadline = std::time::Instant::now() + Duration::from_secs(10);
-                while !std::path::Path::new(&sock).exists() {
-                    assert!(
-                        std::time::Instant::now() < deadline,
-                        "wireguard-go made no {sock}"
-                    );
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            }
+            Some(go) => daemons.push(Daemon::start(ns, std::path::Path::new(go), &dev)),
         }
         ns.sh(&[
             "wg",
@@ -276,19 +258,9 @@ fn plain_pair(go: Option<&str>) -> (Netns, Netns, Vec<Child>) {
 
 /// Two namespaces joined by one tunnel path, kept alive while it is measured.
 enum Pair {
-    Plain(Netns, Netns, Vec<Child>),
+    /// Kernel WireGuard or wireguard-go (its daemons kept running until the pair drops).
+    Plain(Netns, Netns, #[allow(dead_code)] Vec<Daemon>),
     Mcwan(Box<(Gateway, Gateway)>),
-}
-
-impl Drop for Pair {
-    fn drop(&mut self) {
-        if let Pair::Plain(_, _, daemons) = self {
-            for d in daemons {
-                let _ = d.kill();
-                let _ = d.wait();
-            }
-        }
-    }
 }
 
 impl Pair {
