@@ -474,8 +474,9 @@ async fn gateways_run_on_the_deploy_rbac_tokens_and_the_peer_role_only_reads() {
     let import = loop {
         let import = kubectl_json(&servers[1], &["get", "-n", "shop", "serviceimport", "cart"]);
         let answer = a_records(dns[1], "cart.shop.svc.clusterset.local.").await;
+        // spec and status are separate writes (status is a subresource): wait for both.
         if let (Some(import), Some(answer)) = (import, answer) {
-            if !answer.is_empty() {
+            if !answer.is_empty() && !import["status"]["clusters"].is_null() {
                 assert_eq!(import["spec"]["ips"][0], answer[0].to_string());
                 break import;
             }
