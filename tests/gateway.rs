@@ -262,6 +262,29 @@ fn sigterm_stops_the_gateway_cleanly() {
 }
 
 #[test]
+fn sighup_reloads_and_the_gateway_keeps_answering() {
+    let mut gw = start("cluster-2");
+    let before = dig(gw.port, &["payment.secure.svc.clusterset.local", "+short"]);
+    for _ in 0..3 {
+        let pid = gw.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        gw.child.try_wait().unwrap().is_none(),
+        "the gateway ended on SIGHUP"
+    );
+    assert_eq!(
+        dig(gw.port, &["payment.secure.svc.clusterset.local", "+short"]),
+        before
+    );
+}
+
+#[test]
 fn an_unknown_cluster_id_is_reported_but_dns_still_serves_the_apex() {
     let gw = start("cluster-9");
     assert_eq!(

@@ -30,6 +30,9 @@ use crate::cli::GatewayCmd;
 pub async fn run(cmd: GatewayCmd) -> anyhow::Result<()> {
     let cancel = CancellationToken::new();
     tokio::spawn(shutdown_on_signal(cancel.clone()));
+    // Installed first: SIGHUP's default action would end the process without a word.
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot install the SIGHUP handler")?;
 
     let zone_config = mcwan_dns::ZoneConfig {
         ttl: cmd.ttl,
@@ -183,19 +186,30 @@ pub async fn run(cmd: GatewayCmd) -> anyhow::Result<()> {
     }
     match (watched, kube) {
         (_, Some(kube)) => {
+            tokio::spawn(ignore_hangups(
+                hangups,
+                "Kubernetes mode follows the API server; nothing to reload",
+            ));
             let run = kube.run(reconciler, cancel.clone());
             tasks.spawn(
                 async move { run.await.map_err(anyhow::Error::from) }
                     .instrument(info_span!("kube", cluster_id = %cluster_id)),
             );
         }
-        (None, None) => reconciler.apply(&catalog::embedded_example()),
+        (None, None) => {
+            tokio::spawn(ignore_hangups(
+                hangups,
+                "the built-in example has no catalog to reload",
+            ));
+            reconciler.apply(&catalog::embedded_example())
+        }
         (Some((dir, watcher, changes)), None) => {
             let span = info_span!("catalog", dir = %dir.display());
             let follow = follow_catalog(
                 dir,
                 watcher,
                 changes,
+                hangups,
                 reconciler,
                 health.clone(),
                 cancel.clone(),
@@ -240,6 +254,7 @@ async fn follow_catalog(
     dir: std::path::PathBuf,
     _watcher: notify::RecommendedWatcher,
     mut changes: tokio::sync::mpsc::Receiver<()>,
+    mut hangups: tokio::signal::unix::Signal,
     mut reconciler: Reconciler,
     health: Arc<Health>,
     cancel: CancellationToken,
@@ -270,6 +285,10 @@ async fn follow_catalog(
                     }
                     break;
                 }
+                Some(()) = hangups.recv() => {
+                    info!("SIGHUP: reloading the catalog");
+                    break;
+                }
                 _ = reconciler.health_changed() => {
                     if let Some(catalog) = &applied {
                         tokio::task::block_in_place(|| reconciler.apply(catalog));
@@ -277,6 +296,13 @@ async fn follow_catalog(
                 }
             }
         }
+    }
+}
+
+/// Logs each SIGHUP and goes on (a gateway without a catalog directory has nothing to reload).
+async fn ignore_hangups(mut hangups: tokio::signal::unix::Signal, why: &'static str) {
+    while hangups.recv().await.is_some() {
+        info!("SIGHUP ignored: {why}");
     }
 }
 

@@ -55,6 +55,11 @@ impl Transport {
 /// Never panics, whatever the bytes.
 pub fn answer(zone: &Zone, request: &[u8], transport: Transport) -> Option<Vec<u8>> {
     let header = Header::read(&mut BinDecoder::new(request)).ok()?;
+    // A response (QR=1) is never answered, parsable or not: answering one would let two
+    // servers bounce packets at each other, and a forged source turn us into a reflector.
+    if header.metadata.message_type == MessageType::Response {
+        return None;
+    }
     // The source address plays no part in the answer.
     let peer = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
     let Ok(request) = Request::from_bytes(request.to_vec(), peer, transport.protocol()) else {
@@ -63,9 +68,6 @@ pub fn answer(zone: &Zone, request: &[u8], transport: Transport) -> Option<Vec<u
         metadata.response_code = ResponseCode::FormErr;
         return Some(header_only(metadata));
     };
-    if request.metadata.message_type == MessageType::Response {
-        return None;
-    }
     Some(respond(zone, &request, transport).encode(&request.queries))
 }
 

@@ -403,6 +403,16 @@ fn shorter_than_a_header_and_responses_get_no_answer() {
 }
 
 #[test]
+fn unparsable_responses_get_no_answer_either() {
+    let mut response = query("web.shop.svc.clusterset.local.", RecordType::A);
+    response.metadata.message_type = MessageType::Response;
+    let mut bytes = response.to_vec().unwrap();
+    bytes.truncate(bytes.len() - 3); // cut the question short
+    assert_eq!(answer(&fixture_zone(), &bytes, Transport::Udp), None);
+    assert_eq!(answer(&fixture_zone(), &bytes, Transport::Tcp), None);
+}
+
+#[test]
 fn any_query_returns_every_rrset_of_the_name() {
     let response = ask_udp(
         &fixture_zone(),
