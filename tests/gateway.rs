@@ -299,15 +299,14 @@ fn an_unknown_cluster_id_is_reported_but_dns_still_serves_the_apex() {
 #[test]
 fn without_a_catalog_the_gateway_serves_the_embedded_example() {
     let port = free_port();
+    let admin = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_mcwan"))
         .args([
             "gateway",
             "--dns-listen",
             &format!("127.0.0.1:{port}"),
             "--admin-listen",
-            "127.0.0.1:0",
-            "--health-port",
-            "0",
+            &format!("127.0.0.1:{admin}"),
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -329,4 +328,42 @@ fn without_a_catalog_the_gateway_serves_the_embedded_example() {
     let vip = dig(gw.port, &["payment.secure.svc.clusterset.local", "+short"]);
     let example = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/clusterset"));
     assert_eq!(vip.trim(), plan_vip(&example, "cluster-2", "payment"));
+
+    // Its peers are not on this host: nothing is probed (the prober would have published
+    // mcwan_peer_up for each of them within its first tick).
+    std::thread::sleep(Duration::from_millis(500));
+    let metrics = http_get(admin, "/metrics");
+    assert!(metrics.contains("mcwan_reconciles_total"), "{metrics}");
+    assert!(!metrics.contains("mcwan_peer_up{"), "{metrics}");
+}
+
+#[test]
+fn the_embedded_example_refuses_to_program_the_dataplane() {
+    let out = Command::new(env!("CARGO_BIN_EXE_mcwan"))
+        .args([
+            "gateway",
+            "--dataplane",
+            "ipvs",
+            "--dns-listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--admin-listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--dataplane ipvs needs a clusterset"), "{err}");
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
 }

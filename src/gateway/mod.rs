@@ -51,6 +51,14 @@ pub async fn run(cmd: GatewayCmd) -> anyhow::Result<()> {
         Some(kube) => kube.cluster_id().to_owned(),
         None => cmd.plan.cluster_id()?,
     };
+    // The built-in example's peers (192.0.2.x, 10.255.x) are not on this host: serving it must
+    // send nothing anywhere, so it serves DNS only.
+    let example = cmd.plan.catalog.is_none() && kube.is_none();
+    if example && cmd.dataplane == crate::cli::Dataplane::Ipvs {
+        anyhow::bail!(
+            "--dataplane ipvs needs a clusterset: give --catalog DIR or --kube (the built-in example's peers are not on this host)"
+        );
+    }
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::default());
     health.register("reconcile", "no desired state applied yet");
@@ -112,7 +120,10 @@ pub async fn run(cmd: GatewayCmd) -> anyhow::Result<()> {
         }
         .instrument(info_span!("admin", listen = %cmd.admin_listen)),
     );
-    if cmd.health_port != 0 {
+    if example && cmd.health_port != 0 {
+        info!("built-in example: health probing is off (its peers are not on this host)");
+    }
+    if cmd.health_port != 0 && !example {
         let socket =
             std::net::UdpSocket::bind(("0.0.0.0", cmd.health_port)).with_context(|| {
                 format!(
