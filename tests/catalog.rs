@@ -245,3 +245,39 @@ fn a_bad_placement_annotation_is_a_warning_naming_it_and_the_export_stays() {
         assert!(p.message.contains(why), "{annotations}: {}", p.message);
     }
 }
+
+#[test]
+fn directory_symlinks_are_not_followed_and_file_symlinks_are() {
+    let dir = catalog_with(GOOD_SERVICE);
+    let c1 = dir.path().join("cluster-1");
+    // A loop (a link to its own parent) and a link to the catalog's root.
+    std::os::unix::fs::symlink(&c1, c1.join("loop")).unwrap();
+    std::os::unix::fs::symlink(dir.path(), c1.join("root")).unwrap();
+    // A file symlink, as a ConfigMap volume mounts its keys.
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::write(
+        elsewhere.path().join("other.yaml"),
+        GOOD_SERVICE.replace("name: good", "name: linked"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(elsewhere.path().join("other.yaml"), c1.join("other.yaml")).unwrap();
+
+    let catalog = load_dir(dir.path()).unwrap();
+    let services: Vec<String> = catalog.clusters["cluster-1"]
+        .services
+        .keys()
+        .map(|k| k.to_string())
+        .collect();
+    assert_eq!(services, ["secure/good", "secure/linked"]);
+    let skipped: Vec<String> = catalog
+        .problems
+        .iter()
+        .filter(|p| p.message.contains("symlink to a directory"))
+        .map(|p| p.object.to_string())
+        .collect();
+    assert_eq!(skipped.len(), 2, "{:#?}", catalog.problems);
+    assert!(
+        skipped.iter().any(|o| o.ends_with("cluster-1/loop")),
+        "{skipped:?}"
+    );
+}

@@ -43,6 +43,12 @@ pub fn load_dir(dir: &Path) -> Result<Catalog, CatalogError> {
     let mut catalog = Catalog::new(clusterset, problems);
     for (id, objects) in &mut catalog.clusters {
         let cluster_dir = dir.join(id);
+        if is_dir_symlink(&cluster_dir) {
+            catalog
+                .problems
+                .push(dir_symlink_problem(Some(id), &cluster_dir));
+            continue;
+        }
         if !cluster_dir.is_dir() {
             catalog.problems.push(Problem::warning(
                 Some(id),
@@ -90,6 +96,20 @@ pub fn load_dir(dir: &Path) -> Result<Catalog, CatalogError> {
     Ok(catalog)
 }
 
+fn is_dir_symlink(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) && path.is_dir()
+}
+
+fn dir_symlink_problem(cluster: Option<&str>, path: &Path) -> Problem {
+    Problem::warning(
+        cluster,
+        ObjectRef::cluster_scoped("directory", &path.display().to_string()),
+        None,
+        "a symlink to a directory: not followed (catalog directories must be real directories)"
+            .into(),
+    )
+}
+
 /// Manifest files below `dir`, sorted, so loading is deterministic.
 fn manifest_files(dir: &Path, problems: &mut Vec<Problem>, cluster: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -111,6 +131,13 @@ fn manifest_files(dir: &Path, problems: &mut Vec<Problem>, cluster: &str) -> Vec
             let path = entry.path();
             let hidden = entry.file_name().to_string_lossy().starts_with('.');
             if hidden {
+                continue;
+            }
+            // Symlinks to files are followed (a ConfigMap volume is made of them); symlinks to
+            // directories are not: a loop would never end, and a link to a parent would load
+            // every file many times. The watcher does not follow them either.
+            if entry.file_type().is_ok_and(|t| t.is_symlink()) && path.is_dir() {
+                problems.push(dir_symlink_problem(Some(cluster), &path));
                 continue;
             }
             if path.is_dir() {

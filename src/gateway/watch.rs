@@ -14,7 +14,7 @@ pub const SETTLE: Duration = Duration::from_millis(15);
 /// wanted; each change sends one `()` (extra ones are dropped while one is pending).
 pub fn watch_dir(dir: &Path) -> notify::Result<(RecommendedWatcher, mpsc::Receiver<()>)> {
     let (tx, rx) = mpsc::channel(1);
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+    let handler = move |event: notify::Result<notify::Event>| {
         let relevant = match &event {
             Ok(e) => !matches!(e.kind, notify::EventKind::Access(_)),
             Err(_) => true,
@@ -23,7 +23,12 @@ pub fn watch_dir(dir: &Path) -> notify::Result<(RecommendedWatcher, mpsc::Receiv
             // A full channel means a reload is already pending: nothing is lost.
             let _ = tx.try_send(());
         }
-    })?;
+    };
+    // Directory symlinks are not loaded (see the catalog loader): do not watch through them.
+    let mut watcher = RecommendedWatcher::new(
+        handler,
+        notify::Config::default().with_follow_symlinks(false),
+    )?;
     watcher.watch(dir, RecursiveMode::Recursive)?;
     Ok((watcher, rx))
 }
