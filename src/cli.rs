@@ -259,10 +259,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Output::Table => "/status?format=table",
                 Output::Json => "/status",
             };
-            print!(
-                "{}",
-                runtime.block_on(crate::admin::client::get(&gateway, path))?
-            );
+            let text = runtime.block_on(crate::admin::client::get(&gateway, path))?;
+            // A gateway's answer is printed as text it is: never as terminal control.
+            print!("{}", crate::render::escape_controls(&text, true));
             Ok(ExitCode::SUCCESS)
         }
         Command::Crds => {

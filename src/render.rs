@@ -13,6 +13,25 @@ use crate::kube::Reachability;
 use crate::model::ClusterId;
 use crate::problem::Severity;
 
+/// `text` with control characters escaped (ESC as `\u{1b}`, as Rust writes them), so that an
+/// object name cannot move the cursor, recolour or clear a terminal. Newlines are kept when
+/// `keep_newlines` (whole renderings), escaped otherwise (one cell: no forged rows).
+pub fn escape_controls(text: &str, keep_newlines: bool) -> std::borrow::Cow<'_, str> {
+    let escaped = |c: char| c.is_control() && !(keep_newlines && c == '\n');
+    if !text.chars().any(escaped) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if escaped(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Column-aligned text table.
 #[derive(Debug, Default)]
 pub struct Table {
@@ -27,7 +46,12 @@ impl Table {
     }
 
     pub fn row(&mut self, cells: Vec<String>) {
-        self.rows.push(cells);
+        self.rows.push(
+            cells
+                .into_iter()
+                .map(|c| escape_controls(&c, false).into_owned())
+                .collect(),
+        );
     }
 
     pub fn is_empty(&self) -> bool {
@@ -319,7 +343,7 @@ pub fn plan_table(state: &DesiredState) -> String {
         ]);
     }
     section(&mut out, "PROBLEMS", &problems);
-    out
+    escape_controls(&out, true).into_owned()
 }
 
 /// The CRDs as one multi-document YAML stream.

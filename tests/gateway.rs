@@ -367,3 +367,30 @@ fn http_get(port: u16, path: &str) -> String {
     s.read_to_string(&mut out).unwrap();
     out
 }
+
+#[test]
+fn plan_prints_terminal_control_characters_escaped() {
+    let catalog = tempfile::tempdir().unwrap();
+    copy_dir(
+        &PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/clusterset")),
+        catalog.path(),
+    );
+    // A WAN policy name that would clear the screen and recolour it, if printed raw.
+    std::fs::write(
+        catalog.path().join("cluster-1/evil.yaml"),
+        "apiVersion: v1\nkind: Service\nmetadata: {name: evil, namespace: secure}\nspec: {ports: [{port: 80}]}\n---\n\
+         apiVersion: multicluster.x-k8s.io/v1alpha1\nkind: ServiceExport\nmetadata:\n  name: evil\n  namespace: secure\n  \
+         annotations: {mcw.l7mp.io/mc-wan-policy: \"\\e[2J\\e[31mhigh\"}\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mcwan"))
+        .args(["plan", "--cluster-id", "cluster-1", "--catalog"])
+        .arg(catalog.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("secure/evil"), "{text}");
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+    assert!(text.contains(r"\u{1b}[2J"), "{text}");
+}

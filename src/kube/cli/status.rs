@@ -212,6 +212,7 @@ pub fn table(reports: &[ExportReport]) -> String {
         "INGRESS".to_owned(),
     ]];
     let dash = |s: String| if s.is_empty() { "-".to_owned() } else { s };
+    let cell = |s: String| crate::render::escape_controls(&s, false).into_owned();
     for r in reports {
         let imported = match &r.imported_by {
             Some(peers) => peers.join(","),
@@ -225,16 +226,19 @@ pub fn table(reports: &[ExportReport]) -> String {
             .map(|i| format!("{}:{}/{}", i.address, i.port, i.protocol))
             .collect::<Vec<_>>()
             .join(",");
-        rows.push([
-            r.service.to_string(),
-            dash(r.wan_policy.clone().unwrap_or_default()),
-            r.condition("Valid"),
-            r.condition("Ready"),
-            r.condition("Conflict"),
-            dash(r.cluster_set_ip.clone().unwrap_or_default()),
-            dash(imported),
-            dash(ingress),
-        ]);
+        rows.push(
+            [
+                r.service.to_string(),
+                dash(r.wan_policy.clone().unwrap_or_default()),
+                r.condition("Valid"),
+                r.condition("Ready"),
+                r.condition("Conflict"),
+                dash(r.cluster_set_ip.clone().unwrap_or_default()),
+                dash(imported),
+                dash(ingress),
+            ]
+            .map(cell),
+        );
     }
     let widths: Vec<usize> = (0..8)
         .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
@@ -270,7 +274,7 @@ pub fn table(reports: &[ExportReport]) -> String {
             ));
         }
     }
-    out
+    crate::render::escape_controls(&out, true).into_owned()
 }
 
 #[cfg(test)]
