@@ -367,3 +367,114 @@ fn status_matches_the_desired_state() {
         "{table}"
     );
 }
+
+/// A DNS query over TCP on a connection of its own: whether an answer came back.
+fn dns_tcp_answers(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut q = vec![0xab, 0xcd, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in "dns-version.clusterset.local".split('.') {
+        q.push(label.len() as u8);
+        q.extend_from_slice(label.as_bytes());
+    }
+    q.extend_from_slice(&[0, 0, 16, 0, 1]);
+    let framed = [&(q.len() as u16).to_be_bytes()[..], &q].concat();
+    let mut len = [0u8; 2];
+    s.write_all(&framed).is_ok() && s.read_exact(&mut len).is_ok()
+}
+
+#[test]
+fn running_out_of_descriptors_does_not_end_the_gateway() {
+    let catalog = tempfile::tempdir().unwrap();
+    copy_example(catalog.path());
+    let (dns, admin) = (free_port(), free_port());
+    // A low limit (soft and hard), so a few hundred idle connections exhaust it.
+    let child = Command::new("sh")
+        .args(["-c", "ulimit -n 96 && exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_mcwan"))
+        .args(["gateway", "--cluster-id", "cluster-2", "--catalog"])
+        .arg(catalog.path())
+        .args(["--dns-listen", &format!("127.0.0.1:{dns}")])
+        .args(["--admin-listen", &format!("127.0.0.1:{admin}")])
+        .args(["--health-port", "0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut gw = Gateway { child, admin, dns };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http(gw.admin, "/healthz").is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the admin endpoint never came up"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(wait_ready(&gw, Duration::from_secs(20)).0, 200);
+
+    // 240 idle connections on the two listeners: more than the process has descriptors.
+    let mut held = Vec::new();
+    for _ in 0..120 {
+        held.extend(TcpStream::connect(("127.0.0.1", admin)).ok());
+        held.extend(TcpStream::connect(("127.0.0.1", dns)).ok());
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        gw.child.try_wait().unwrap().is_none(),
+        "the gateway ended when it ran out of descriptors"
+    );
+    // UDP goes on answering meanwhile.
+    dns_query(gw.dns, "dns-version.clusterset.local", 16);
+    drop(held);
+
+    // Once the flood is gone, both listeners serve again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(http(gw.admin, "/healthz").is_some_and(|(code, _)| code == 200)
+        && dns_tcp_answers(gw.dns))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the listeners did not recover after the flood"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(gw.child.try_wait().unwrap().is_none());
+}
+
+#[test]
+fn a_slowloris_on_the_admin_endpoint_is_cut_off() {
+    let catalog = tempfile::tempdir().unwrap();
+    copy_example(catalog.path());
+    let gw = start(catalog.path(), free_port());
+    // More silent connections than the endpoint serves at once.
+    let held: Vec<TcpStream> = (0..200)
+        .filter_map(|_| TcpStream::connect(("127.0.0.1", gw.admin)).ok())
+        .collect();
+    assert_eq!(held.len(), 200);
+    // Their headers never come: within the header timeout (5 s) they are closed, and a
+    // well-behaved client is served.
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(12);
+    while http(gw.admin, "/healthz").is_none_or(|(code, _)| code != 200) {
+        assert!(
+            Instant::now() < deadline,
+            "never served behind the slowloris"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!(
+        "served after {:?} behind 200 silent connections",
+        started.elapsed()
+    );
+    let mut first = &held[0];
+    first
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    assert!(
+        matches!(first.read(&mut byte), Ok(0) | Err(_)),
+        "a silent connection was kept open"
+    );
+}

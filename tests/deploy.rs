@@ -1240,6 +1240,7 @@ fn gateway_host_role_installs_into_a_root_idempotently() {
             unit.contains(&format!("\nAmbientCapabilities={caps}\n")),
             "{unit}"
         );
+        assert!(unit.contains("\nLimitNOFILE=65536\n"), "{unit}");
         assert!(unit
             .contains("\nLoadCredential=wireguard-private-key:/etc/mcwan/wireguard/private-key\n"));
         assert!(

@@ -9,10 +9,12 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use serde::Serialize;
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info};
+
+use tracing::{debug, info, warn};
 
 use super::{Check, Health, Metrics};
 use crate::desired::DesiredState;
@@ -41,31 +43,66 @@ pub struct StatusReport<'a> {
     pub state: Option<&'a DesiredState>,
 }
 
-/// Serves the admin endpoint on `listener` until `cancel` fires.
+/// Connections served at once; more wait in the listen backlog until one ends.
+pub const MAX_CONNECTIONS: usize = 128;
+/// A client must send a request's headers within this long (a slowloris is cut off).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// A connection is closed after this long, whatever it does (scrapers reconnect).
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
+/// How long accepting backs off when the process is out of descriptors.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Serves the admin endpoint on `listener` until `cancel` fires. Errors of `accept` are
+/// logged and retried, never the end of the endpoint (or of the gateway).
 pub async fn serve(
     listener: TcpListener,
     state: AdminState,
     cancel: CancellationToken,
 ) -> std::io::Result<()> {
     info!(listen = %listener.local_addr()?, "admin endpoint serving");
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let mut connections = JoinSet::new();
+    let mut last_warning: Option<Instant> = None;
     loop {
+        // Wait for a free slot before accepting: excess clients queue in the kernel's backlog
+        // (costing no descriptor of ours) instead of being accepted and starved.
+        let permit = tokio::select! {
+            _ = cancel.cancelled() => break,
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
         let (stream, peer) = tokio::select! {
             _ = cancel.cancelled() => break,
-            accepted = listener.accept() => accepted?,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    if last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                        warn!(error = %e, "admin endpoint: accept failed; retrying");
+                        last_warning = Some(Instant::now());
+                    }
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            },
         };
         let state = state.clone();
         connections.spawn(async move {
+            let _permit = permit;
             let io = hyper_util::rt::TokioIo::new(stream);
             let service = hyper::service::service_fn(move |req| {
                 let state = state.clone();
                 async move { Ok::<_, Infallible>(route(&state, &req)) }
             });
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(io, service)
-                .await
-            {
-                debug!(%peer, error = %e, "admin connection ended with an error");
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(io, service);
+            match tokio::time::timeout(CONNECTION_LIFETIME, connection).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => debug!(%peer, error = %e, "admin connection ended with an error"),
+                Err(_) => debug!(%peer, "admin connection closed at the end of its lifetime"),
             }
         });
         // Reap finished connections so the set does not grow.

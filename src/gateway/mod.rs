@@ -28,6 +28,7 @@ use crate::catalog;
 use crate::cli::GatewayCmd;
 
 pub async fn run(cmd: GatewayCmd) -> anyhow::Result<()> {
+    raise_open_files_limit();
     let cancel = CancellationToken::new();
     tokio::spawn(shutdown_on_signal(cancel.clone()));
     // Installed first: SIGHUP's default action would end the process without a word.
@@ -307,6 +308,21 @@ async fn follow_catalog(
                 }
             }
         }
+    }
+}
+
+/// Raises the soft limit of open files to the hard one (as Go programs do on start): each DNS
+/// and admin connection holds a descriptor, and the listeners cap their connections well below
+/// the usual hard limits. systemd's unit and the DaemonSet set the hard limit.
+fn raise_open_files_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => info!(from = soft, to = hard, "raised the open files limit"),
+            Err(e) => warn!(error = %e, soft, hard, "cannot raise the open files limit"),
+        },
+        Ok((soft, _)) => info!(limit = soft, "open files limit"),
+        Err(e) => warn!(error = %e, "cannot read the open files limit"),
     }
 }
 

@@ -1,15 +1,18 @@
 //! Serving the zone over UDP and TCP.
 //!
-//! TCP connections are served by hickory-server's `Server` with a request
-//! handler on the zone. UDP is served either by a receive loop of our own that
-//! runs the pure request path in place ([`UdpPath::Direct`], the default and
-//! the faster one) or by hickory-server as well ([`UdpPath::Hickory`]). Both
-//! give the same bytes: they share the request path.
+//! TCP connections are served by an accept loop of our own (`tcp`), with a cap
+//! on connections and timeouts on idle and slow clients, running the pure
+//! request path on each message. UDP is served either by a receive loop of our
+//! own that runs the same path in place ([`UdpPath::Direct`], the default and
+//! the faster one) or by hickory-server's `Server` with a request handler on
+//! the zone ([`UdpPath::Hickory`]). All give the same bytes: they share the
+//! request path.
 
 mod bind;
 mod error;
 mod handler;
 mod options;
+mod tcp;
 mod udp;
 
 use std::io;
@@ -24,19 +27,20 @@ use tracing::{info, Instrument};
 
 pub use self::error::ServeError;
 pub use self::options::{ServerOptions, UdpPath};
+pub use self::tcp::TcpLimits;
 
 use self::handler::ZoneRequestHandler;
 use crate::ZoneHandle;
 
-/// How many responses may queue per TCP connection.
-const TCP_RESPONSE_BUFFER: usize = 32;
-
 /// An authoritative DNS server for the zone a [`ZoneHandle`] holds:
 /// bound by [`bind`](Self::bind), served by [`run`](Self::run).
 pub struct DnsServer {
-    /// hickory-server with its TCP listeners (and UDP sockets, on that path);
-    /// `None` when it has nothing to serve.
+    /// hickory-server with its UDP sockets ([`UdpPath::Hickory`]); `None`
+    /// when it has nothing to serve.
     server: Option<Server<ZoneRequestHandler>>,
+    /// Listeners served by our accept loop.
+    tcp: Vec<TcpListener>,
+    tcp_limits: TcpLimits,
     /// Sockets read by our own loop.
     direct_udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
     udp_workers: usize,
@@ -93,7 +97,7 @@ impl DnsServer {
             zones.clone(),
             options.observer.clone(),
         ));
-        let mut served_by_hickory = !tcp.is_empty();
+        let mut served_by_hickory = false;
         let mut direct_udp = Vec::new();
         for (socket, addr) in udp.into_iter().zip(&udp_addrs) {
             match options.udp_path {
@@ -104,11 +108,13 @@ impl DnsServer {
                 }
             }
         }
-        for listener in tcp {
-            server.register_listener(listener, options.tcp_idle_timeout, TCP_RESPONSE_BUFFER);
-        }
         Ok(Self {
             server: served_by_hickory.then_some(server),
+            tcp,
+            tcp_limits: TcpLimits {
+                max_connections: options.tcp_max_connections,
+                idle_timeout: options.tcp_idle_timeout,
+            },
             direct_udp,
             udp_workers: options.udp_workers.max(1),
             observer: options.observer.clone(),
@@ -134,6 +140,8 @@ impl DnsServer {
         let span = tracing::info_span!("dns_server", udp = ?self.udp_addrs, tcp = ?self.tcp_addrs);
         let Self {
             server,
+            tcp,
+            tcp_limits,
             direct_udp,
             udp_workers,
             observer,
@@ -157,8 +165,25 @@ impl DnsServer {
                     );
                 }
             }
+            let mut tcp_loops = JoinSet::new();
+            let tcp_cancel = cancel.child_token();
+            for listener in tcp {
+                let span = tracing::info_span!("dns_tcp", addr = ?listener.local_addr().ok());
+                tcp_loops.spawn(
+                    tcp::serve_tcp(
+                        listener,
+                        zones.clone(),
+                        observer.clone(),
+                        tcp_limits,
+                        tcp_cancel.clone(),
+                    )
+                    .instrument(span),
+                );
+            }
             let result = supervise(server, &mut udp_loops, &cancel).await;
             udp_loops.abort_all();
+            tcp_cancel.cancel();
+            tcp_loops.abort_all();
             info!("DNS server stopped");
             result
         }

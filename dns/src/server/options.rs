@@ -18,8 +18,12 @@ pub enum UdpPath {
 /// Settings of the listeners.
 #[derive(Clone, Debug)]
 pub struct ServerOptions {
-    /// A TCP connection that sends no request for this long is closed.
+    /// A TCP connection that sends no request for this long, or takes longer
+    /// than this to deliver one, is closed.
     pub tcp_idle_timeout: Duration,
+    /// TCP connections held at once per listener; at the cap, a new connection
+    /// closes the oldest.
+    pub tcp_max_connections: usize,
     /// Who reads the UDP sockets.
     pub udp_path: UdpPath,
     /// Receive loops per UDP socket with [`UdpPath::Direct`]: more than one
@@ -33,6 +37,7 @@ impl Default for ServerOptions {
     fn default() -> Self {
         Self {
             tcp_idle_timeout: Duration::from_secs(10),
+            tcp_max_connections: 1024,
             udp_path: UdpPath::Direct,
             udp_workers: 1,
             observer: None,

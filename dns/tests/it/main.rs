@@ -9,5 +9,6 @@ mod answer_path;
 mod dig;
 mod hickory_client;
 mod support;
+mod tcp_limits;
 mod udp_paths;
 mod zone_swap;
