@@ -136,6 +136,10 @@ pub struct GatewayCmd {
     /// Admin endpoint (metrics, health, status) listen address.
     #[arg(long, default_value = "127.0.0.1:9641", env = "MCWAN_ADMIN_LISTEN")]
     pub admin_listen: SocketAddr,
+    /// Serve /status (the clusterset's whole topology) to any client, not only loopback ones;
+    /// /metrics and the health endpoints are served to all.
+    #[arg(long, env = "MCWAN_ADMIN_STATUS_REMOTE")]
+    pub admin_status_remote: bool,
     /// UDP receive loops on the DNS socket (default: one per available core).
     #[arg(long)]
     pub dns_udp_workers: Option<usize>,

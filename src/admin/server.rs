@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use serde::Serialize;
 use std::time::{Duration, Instant};
@@ -29,6 +28,8 @@ pub struct AdminState {
     pub current: tokio::sync::watch::Receiver<Option<Arc<DesiredState>>>,
     /// Kubernetes mode: whether this cluster's and the peers' API servers answer.
     pub clusters: Option<Arc<ClusterHealth>>,
+    /// Serve `/status` (the whole clusterset's topology) to clients other than loopback ones.
+    pub status_remote: bool,
 }
 
 /// `/status` as JSON.
@@ -93,7 +94,7 @@ pub async fn serve(
             let io = hyper_util::rt::TokioIo::new(stream);
             let service = hyper::service::service_fn(move |req| {
                 let state = state.clone();
-                async move { Ok::<_, Infallible>(route(&state, &req)) }
+                async move { Ok::<_, Infallible>(route(&state, &req, peer.ip())) }
             });
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
@@ -123,7 +124,11 @@ fn respond(status: StatusCode, content_type: &str, body: String) -> Response<Ful
     response
 }
 
-fn route(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+fn route<B>(
+    state: &AdminState,
+    req: &Request<B>,
+    client: std::net::IpAddr,
+) -> Response<Full<Bytes>> {
     if req.method() != Method::GET {
         return respond(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -152,6 +157,13 @@ fn route(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             };
             respond(code, "text/plain", state.health.report())
         }
+        "/status" if !state.status_remote && !client.to_canonical().is_loopback() => respond(
+            StatusCode::FORBIDDEN,
+            "text/plain",
+            "/status is served to loopback clients only: run `mcwan status` on the gateway's host \
+             (or `kubectl port-forward` to it), or start the gateway with --admin-status-remote\n"
+                .into(),
+        ),
         "/status" => {
             let current = state.current.borrow().clone();
             let clusters = state.clusters.as_ref().map(|c| c.snapshot());
@@ -186,5 +198,53 @@ fn route(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             "text/plain",
             "not found: try /metrics, /healthz, /readyz, /status\n".into(),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(status_remote: bool) -> AdminState {
+        AdminState {
+            metrics: Arc::new(Metrics::new()),
+            health: Arc::new(Health::default()),
+            current: tokio::sync::watch::channel(None).1,
+            clusters: None,
+            status_remote,
+        }
+    }
+
+    fn get(state: &AdminState, path: &str, client: [u8; 4]) -> StatusCode {
+        let req = Request::get(path).body(()).unwrap();
+        route(state, &req, client.into()).status()
+    }
+
+    #[test]
+    fn status_is_served_to_loopback_clients_only_unless_asked() {
+        let local = state(false);
+        assert_eq!(get(&local, "/status", [127, 0, 0, 1]), StatusCode::OK);
+        assert_eq!(
+            get(&local, "/status?format=table", [127, 0, 0, 1]),
+            StatusCode::OK
+        );
+        assert_eq!(get(&local, "/status", [10, 0, 0, 7]), StatusCode::FORBIDDEN);
+        assert_eq!(
+            get(&local, "/status?format=table", [10, 0, 0, 7]),
+            StatusCode::FORBIDDEN
+        );
+        // Probes and scrapes come from the node's network: those stay open to all.
+        for path in ["/metrics", "/healthz", "/livez", "/readyz"] {
+            assert_ne!(
+                get(&local, path, [10, 0, 0, 7]),
+                StatusCode::FORBIDDEN,
+                "{path}"
+            );
+        }
+        assert_eq!(get(&state(true), "/status", [10, 0, 0, 7]), StatusCode::OK);
+        // An IPv4-mapped loopback client is a loopback client.
+        let req = Request::get("/status").body(()).unwrap();
+        let mapped: std::net::IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        assert_eq!(route(&local, &req, mapped).status(), StatusCode::OK);
     }
 }

@@ -60,6 +60,13 @@ pub async fn run(cmd: GatewayCmd) -> anyhow::Result<()> {
             "--dataplane ipvs needs a clusterset: give --catalog DIR or --kube (the built-in example's peers are not on this host)"
         );
     }
+    if let Some(warning) = cmd
+        .wireguard_private_key
+        .as_ref()
+        .and_then(mcwan_tunnel::key_file_exposure)
+    {
+        warn!("{warning}");
+    }
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(Health::default());
     health.register("reconcile", "no desired state applied yet");
@@ -109,6 +116,7 @@ pub async fn run(cmd: GatewayCmd) -> anyhow::Result<()> {
         health: health.clone(),
         current: reconciler.subscribe(),
         clusters: kube.as_ref().map(|k| k.health()),
+        status_remote: cmd.admin_status_remote,
     };
     tasks.spawn(
         {

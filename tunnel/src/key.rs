@@ -101,6 +101,20 @@ impl Key {
     }
 }
 
+/// What `wg` warns about a key file: access by group or others. `None` when the file is private
+/// (or cannot be looked at: reading it reports that).
+pub fn key_file_exposure(path: impl AsRef<Path>) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = path.as_ref();
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    (mode & 0o077 != 0).then(|| {
+        format!(
+            "{} is accessible to others than its owner (mode {mode:04o}): a WireGuard private key should be 0600 or 0400",
+            path.display()
+        )
+    })
+}
+
 fn clamp(bytes: &mut [u8; KEY_LEN]) {
     bytes[0] &= 248;
     bytes[31] = (bytes[31] & 127) | 64;
@@ -190,6 +204,21 @@ mod tests {
         let shown = format!("{key:?}");
         assert_eq!(shown, "Key(<redacted>)");
         assert!(!shown.contains(&key.to_base64()));
+    }
+
+    #[test]
+    fn a_key_file_readable_by_others_is_named() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let path = std::env::temp_dir().join(format!("mcwan-key-mode-{}", std::process::id()));
+        std::fs::write(&path, format!("{}\n", Key::generate().to_base64())).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let warning = key_file_exposure(&path).expect("a warning");
+        assert!(warning.contains("mode 0644"), "{warning}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(key_file_exposure(&path), None);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).unwrap();
+        assert_eq!(key_file_exposure(&path), None);
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]

@@ -57,7 +57,7 @@ pub mod wg;
 pub use backend::Backend;
 pub use error::{Error, Result};
 pub use handoff::{Handoff, HandoffReport};
-pub use key::Key;
+pub use key::{key_file_exposure, Key};
 pub use owner::RTPROT_MCWAN;
 pub use route::{RouteReport, Routes, TableScope};
 pub use spec::{HandoffSpec, PeerSpec, RouteSpec, TunnelSpec};

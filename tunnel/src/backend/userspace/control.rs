@@ -35,7 +35,13 @@ pub(super) fn bind(ifname: &str) -> io::Result<UnixListener> {
         }
         std::fs::remove_file(&path)?;
     }
-    let listener = UnixListener::bind(&path)?;
+    // Created private: with the umask of the moment, between bind and chmod anyone could
+    // connect and read the private key. (The umask is process-wide; others creating files in
+    // this instant get them private too, which is safe.)
+    let previous = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    let bound = UnixListener::bind(&path);
+    nix::sys::stat::umask(previous);
+    let listener = bound?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
     listener.set_nonblocking(true)?;
     Ok(listener)
