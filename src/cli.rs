@@ -136,6 +136,10 @@ pub struct GatewayCmd {
     /// Admin endpoint (metrics, health, status) listen address.
     #[arg(long, default_value = "127.0.0.1:9641", env = "MCWAN_ADMIN_LISTEN")]
     pub admin_listen: SocketAddr,
+    /// Static-catalog mode: where the gateway keeps the ClusterSetIPs it handed out, so that a
+    /// restart gives every service the VIP it had (`allocations.json`, replaced atomically).
+    #[arg(long, env = "MCWAN_STATE_DIR")]
+    pub state_dir: Option<std::path::PathBuf>,
     /// Serve /status (the clusterset's whole topology) to any client, not only loopback ones;
     /// /metrics and the health endpoints are served to all.
     #[arg(long, env = "MCWAN_ADMIN_STATUS_REMOTE")]

@@ -1241,6 +1241,12 @@ fn gateway_host_role_installs_into_a_root_idempotently() {
             "{unit}"
         );
         assert!(unit.contains("\nLimitNOFILE=65536\n"), "{unit}");
+        assert!(unit.contains("\nStateDirectory=mcwan\n"), "{unit}");
+        assert!(
+            exec.windows(2)
+                .any(|w| w == ["--state-dir", "/var/lib/mcwan"]),
+            "{unit}"
+        );
         assert!(unit
             .contains("\nLoadCredential=wireguard-private-key:/etc/mcwan/wireguard/private-key\n"));
         assert!(

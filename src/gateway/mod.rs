@@ -9,6 +9,7 @@
 mod dataplane;
 mod dns;
 mod reconcile;
+mod state;
 mod wan;
 mod watch;
 
@@ -21,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, info_span, warn, Instrument};
 
 pub use reconcile::Reconciler;
+pub use state::StateFile;
 pub use watch::{next_change, watch_dir};
 
 use crate::admin::{AdminState, Health, Metrics};
@@ -224,16 +226,26 @@ pub async fn run(cmd: GatewayCmd) -> anyhow::Result<()> {
             reconciler.apply(&catalog::embedded_example())
         }
         (Some((dir, watcher, changes)), None) => {
+            let state = match &cmd.state_dir {
+                Some(state_dir) => {
+                    let (file, vips) = StateFile::open(state_dir, &cluster_id)?;
+                    info!(path = %file.path().display(), vips = vips.len(), "allocations read back");
+                    reconciler.previous_mut().vips = vips;
+                    Some(file)
+                }
+                None => {
+                    warn!("no --state-dir: ClusterSetIPs are kept in memory only, and a restart may give a service another one");
+                    None
+                }
+            };
             let span = info_span!("catalog", dir = %dir.display());
-            let follow = follow_catalog(
+            let source = WatchedCatalog {
                 dir,
-                watcher,
+                _watcher: watcher,
                 changes,
                 hangups,
-                reconciler,
-                health.clone(),
-                cancel.clone(),
-            );
+            };
+            let follow = follow_catalog(source, reconciler, state, health.clone(), cancel.clone());
             tasks.spawn(follow.instrument(span));
         }
     }
@@ -267,24 +279,38 @@ pub async fn run(cmd: GatewayCmd) -> anyhow::Result<()> {
     result
 }
 
+/// A catalog directory and what wakes its reloads: file changes (while the watcher lives) and
+/// SIGHUP.
+struct WatchedCatalog {
+    dir: std::path::PathBuf,
+    _watcher: notify::RecommendedWatcher,
+    changes: tokio::sync::mpsc::Receiver<()>,
+    hangups: tokio::signal::unix::Signal,
+}
+
 /// Loads the catalog directory, then reloads and applies it on every change. Until a catalog
 /// first loads, readiness says why; afterwards a catalog that no longer loads is logged and the
 /// last good one stays in force.
 async fn follow_catalog(
-    dir: std::path::PathBuf,
-    _watcher: notify::RecommendedWatcher,
-    mut changes: tokio::sync::mpsc::Receiver<()>,
-    mut hangups: tokio::signal::unix::Signal,
+    source: WatchedCatalog,
     mut reconciler: Reconciler,
+    mut state: Option<StateFile>,
     health: Arc<Health>,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
+    let WatchedCatalog {
+        dir,
+        mut changes,
+        mut hangups,
+        ..
+    } = source;
     let mut applied: Option<catalog::Catalog> = None;
     loop {
         // Loading and planning a large catalog takes a while: keep it off the async workers,
         // so DNS goes on answering from the current zone meanwhile.
         let loaded = tokio::task::block_in_place(|| {
-            catalog::load_dir(&dir).inspect(|catalog| reconciler.apply(catalog))
+            catalog::load_dir(&dir)
+                .inspect(|catalog| apply_static(&mut reconciler, catalog, &mut state))
         });
         match loaded {
             Ok(catalog) => applied = Some(catalog),
@@ -311,10 +337,30 @@ async fn follow_catalog(
                 }
                 _ = reconciler.health_changed() => {
                     if let Some(catalog) = &applied {
-                        tokio::task::block_in_place(|| reconciler.apply(catalog));
+                        tokio::task::block_in_place(|| apply_static(&mut reconciler, catalog, &mut state));
                     }
                 }
             }
+        }
+    }
+}
+
+/// Applies a static catalog. What peers must agree on (ingress ports, inner subnets) is computed
+/// from the catalog alone, never from this gateway's history, so that the exporting and the
+/// importing gateways reach the same answer whenever they read the same catalog, restarted or
+/// not. ClusterSetIPs are this cluster's own: they stay put, and are saved to the state file.
+pub fn apply_static(
+    reconciler: &mut Reconciler,
+    catalog: &catalog::Catalog,
+    state: &mut Option<StateFile>,
+) {
+    let previous = reconciler.previous_mut();
+    previous.ingress_ports.clear();
+    previous.class_subnets.clear();
+    reconciler.apply(catalog);
+    if let (Some(file), Some(applied)) = (state.as_mut(), reconciler.latest()) {
+        if let Err(e) = file.save(&applied.allocations.vips) {
+            error!(path = %file.path().display(), error = %e, "allocations not saved: a restart now may move ClusterSetIPs");
         }
     }
 }
