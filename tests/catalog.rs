@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use mcwan::catalog::{load_dir, CatalogError};
+use mcwan::catalog::{load_dir, CatalogDir, CatalogError};
 use mcwan::model::{Affinity, ExportGroup, Placement, ServiceKey};
 use mcwan::problem::Severity;
 
@@ -279,5 +279,157 @@ fn directory_symlinks_are_not_followed_and_file_symlinks_are() {
     assert!(
         skipped.iter().any(|o| o.ends_with("cluster-1/loop")),
         "{skipped:?}"
+    );
+}
+
+fn service(name: &str, port: &str) -> String {
+    format!("apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: secure}}\nspec: {{ports: [{{name: http, port: {port}}}]}}\n")
+}
+
+fn ports_of(catalog: &mcwan::catalog::Catalog, name: &str) -> Option<u16> {
+    catalog.clusters["cluster-1"]
+        .services
+        .get(&ServiceKey::new("secure", name))
+        .map(|s| s.ports[0].port)
+}
+
+#[test]
+fn an_object_whose_new_version_fails_keeps_its_last_good_version() {
+    let dir = catalog_with(&format!(
+        "{}---\n{}",
+        service("a", "80"),
+        service("b", "81")
+    ));
+    let file = dir.path().join("cluster-1/objects.yaml");
+    let mut source = CatalogDir::new(dir.path());
+    source.load().unwrap();
+    // a breaks, b changes: a keeps its last good version (with a warning naming it), b's
+    // change takes effect.
+    std::fs::write(
+        &file,
+        format!("{}---\n{}", service("a", "70000"), service("b", "82")),
+    )
+    .unwrap();
+    let catalog = source.load().unwrap();
+    assert_eq!(ports_of(&catalog, "a"), Some(80));
+    assert_eq!(ports_of(&catalog, "b"), Some(82));
+    assert!(catalog
+        .problems
+        .iter()
+        .any(|p| p.object.to_string() == "Service secure/a"
+            && p.severity == Severity::Error
+            && p.field.as_deref() == Some("spec.ports[0].port")));
+    assert!(catalog
+        .problems
+        .iter()
+        .any(|p| p.object.to_string() == "Service secure/a"
+            && p.message.contains("last good version stays in force")));
+    // Fixed: the new version applies.
+    std::fs::write(
+        &file,
+        format!("{}---\n{}", service("a", "90"), service("b", "82")),
+    )
+    .unwrap();
+    let catalog = source.load().unwrap();
+    assert_eq!(ports_of(&catalog, "a"), Some(90));
+    assert!(catalog.problems.is_empty(), "{:#?}", catalog.problems);
+    // Without history (`mcwan plan`), a broken object is simply left out.
+    std::fs::write(
+        &file,
+        format!("{}---\n{}", service("a", "70000"), service("b", "82")),
+    )
+    .unwrap();
+    assert_eq!(ports_of(&load_dir(dir.path()).unwrap(), "a"), None);
+}
+
+#[test]
+fn a_file_cut_short_into_an_error_keeps_the_objects_it_lost() {
+    let whole = format!(
+        "{}---\n{}---\n{}",
+        service("a", "80"),
+        service("b", "81"),
+        service("c", "82")
+    );
+    let dir = catalog_with(&whole);
+    let file = dir.path().join("cluster-1/objects.yaml");
+    let mut source = CatalogDir::new(dir.path());
+    source.load().unwrap();
+    // A cut that leaves the file in error loses nothing. (A cut that happens to leave a valid
+    // shorter file is a valid edit to the loader: the watcher waits for the writer to close the
+    // file instead, see tests/gateway.rs.)
+    let mut in_error = 0;
+    for cut in 1..whole.len() {
+        std::fs::write(&file, &whole).unwrap();
+        source.load().unwrap();
+        std::fs::write(&file, &whole[..cut]).unwrap();
+        let catalog = source.load().unwrap();
+        if !catalog
+            .problems
+            .iter()
+            .any(|p| p.severity == Severity::Error)
+        {
+            continue;
+        }
+        in_error += 1;
+        for name in ["a", "b", "c"] {
+            assert!(
+                catalog.clusters["cluster-1"]
+                    .services
+                    .contains_key(&ServiceKey::new("secure", name)),
+                "{name} lost with the file cut at {cut}: {:?}",
+                &whole[..cut]
+            );
+        }
+    }
+    assert!(
+        in_error > whole.len() / 2,
+        "{in_error} of {} cuts",
+        whole.len()
+    );
+}
+
+#[test]
+fn a_structural_error_in_clusterset_yaml_keeps_the_last_good_clusterset() {
+    let dir = catalog_with(GOOD_SERVICE);
+    let mut source = CatalogDir::new(dir.path());
+    assert!(source.load().unwrap().clusters.contains_key("cluster-2"));
+    std::fs::write(
+        dir.path().join("clusterset.yaml"),
+        "clusters:\n- {id: cluster-1, index: 1, gateway: {wanAddress: 192.0.2.1}}\n- {id: cluster-2, index: 1, gateway: {wanAddress: 192.0.2.2}}\n",
+    )
+    .unwrap();
+    let catalog = source.load().unwrap();
+    assert!(
+        catalog.clusters.contains_key("cluster-2"),
+        "a cluster dropped out"
+    );
+    assert!(catalog
+        .problems
+        .iter()
+        .any(|p| p.field.as_deref() == Some("clusters[1].index")));
+    assert!(catalog
+        .problems
+        .iter()
+        .any(|p| p.message.contains("last good clusterset stays in force")));
+}
+
+#[test]
+fn a_duplicated_endpoint_slice_is_reported_and_counted_once() {
+    let slice = "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: good-1, namespace: secure, labels: {kubernetes.io/service-name: good}}\naddressType: IPv4\nendpoints: [{addresses: [10.1.0.1], conditions: {ready: true}}]\n";
+    // Twice in one file, and once more in another file.
+    let dir = catalog_with(&format!("{GOOD_SERVICE}---\n{slice}---\n{slice}"));
+    std::fs::write(dir.path().join("cluster-1/more.yaml"), slice).unwrap();
+    let catalog = load_dir(dir.path()).unwrap();
+    let slices = &catalog.clusters["cluster-1"].endpoint_slices[&ServiceKey::new("secure", "good")];
+    assert_eq!(slices.len(), 1);
+    let twice: Vec<_> = catalog
+        .problems
+        .iter()
+        .filter(|p| p.message.contains("defined twice"))
+        .map(|p| p.object.to_string())
+        .collect();
+    assert_eq!(
+        twice,
+        ["EndpointSlice secure/good-1", "EndpointSlice secure/good-1"]
     );
 }

@@ -202,6 +202,50 @@ fn a_catalog_change_is_answerable_within_100ms() {
 }
 
 #[test]
+fn a_file_rewritten_in_place_in_two_halves_is_never_read_half_written() {
+    use std::io::Write as _;
+    let gw = start("cluster-2");
+    let name = "payment.secure.svc.clusterset.local";
+    // `start` waits for the zone's apex; the catalog's first load follows it closely.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while rcode(gw.port, name) != Some(0) {
+        assert!(Instant::now() < deadline, "payment never resolved");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let path = gw.catalog.path().join("cluster-1/payment.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    // Cut where the first half is a valid file of its own (the Service without its export):
+    // only waiting for the writer to close the file keeps the export from blinking out.
+    let cut = text.find("\n---\n").expect("several documents") + 5;
+    let (first, second) = text.split_at(cut);
+    let prober = {
+        let port = gw.port;
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let (mut asked, mut nxdomain) = (0, 0);
+            while started.elapsed() < Duration::from_millis(600) {
+                asked += 1;
+                if rcode(port, name) == Some(3) {
+                    nxdomain += 1;
+                }
+            }
+            (asked, nxdomain)
+        })
+    };
+    // Truncate and write the first half, then the rest 40 ms later, as a non-atomic writer does.
+    std::thread::sleep(Duration::from_millis(100));
+    let mut file = std::fs::File::create(&path).unwrap();
+    file.write_all(first.as_bytes()).unwrap();
+    file.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(40));
+    file.write_all(second.as_bytes()).unwrap();
+    drop(file);
+    let (asked, nxdomain) = prober.join().unwrap();
+    assert!(asked > 50, "{asked}");
+    assert_eq!(nxdomain, 0, "{nxdomain} of {asked} answers were NXDOMAIN");
+}
+
+#[test]
 fn a_broken_catalog_keeps_the_last_good_zone() {
     let gw = start("cluster-2");
     let before = dig(gw.port, &["payment.secure.svc.clusterset.local", "+short"]);

@@ -113,11 +113,22 @@ fn load_object(
             match parse::<k8s_openapi::api::discovery::v1::EndpointSlice>(json)
                 .and_then(|s| convert::endpoint_slice(&s))
             {
-                Ok(slice) => objects
-                    .endpoint_slices
-                    .entry(slice.service.clone())
-                    .or_default()
-                    .push(slice),
+                Ok(slice) => {
+                    let slices = objects
+                        .endpoint_slices
+                        .entry(slice.service.clone())
+                        .or_default();
+                    if slices.iter().any(|s| s.name == slice.name) {
+                        problems.push(Problem::error(
+                            Some(cluster),
+                            object(true),
+                            None,
+                            "defined twice; the first definition is used".into(),
+                        ));
+                    } else {
+                        slices.push(slice);
+                    }
+                }
                 Err(e) => problems.push(err(true, e)),
             }
         }

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 pub use clusterset::{ClusterEntry, ClusterSet, ClusterSetFile, GatewayEntry, WanMode};
 pub use embedded::{example as embedded_example, EXAMPLE_CLUSTER};
 pub use manifest::load as load_manifests;
-pub use static_dir::{load_dir, CatalogError, CLUSTERSET_FILE};
+pub use static_dir::{load_dir, CatalogDir, CatalogError, CLUSTERSET_FILE};
 
 use crate::model::{ClusterId, ClusterObjects};
 use crate::problem::Problem;

@@ -1,10 +1,13 @@
 //! The static catalog source: a directory with `clusterset.yaml` and one subdirectory per
 //! cluster ID holding that cluster's manifests (`*.yaml`, `*.yml`, `*.json`, in any depth).
 
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use super::{Catalog, ClusterSet, ClusterSetFile};
-use crate::problem::{ObjectRef, Problem};
+use crate::model::{ClusterObjects, ServiceKey};
+use crate::problem::{ObjectRef, Problem, Severity};
 
 pub const CLUSTERSET_FILE: &str = "clusterset.yaml";
 
@@ -21,79 +24,310 @@ pub enum CatalogError {
     ClusterSet { path: PathBuf, message: String },
 }
 
-/// Reads a catalog directory.
+/// Reads a catalog directory, with no history: what `mcwan plan` and a first start see.
 pub fn load_dir(dir: &Path) -> Result<Catalog, CatalogError> {
-    let path = dir.join(CLUSTERSET_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|source| CatalogError::Read {
-        path: path.clone(),
-        source,
-    })?;
-    let file: ClusterSetFile = serde_path_to_error::deserialize(
-        serde_yaml::Deserializer::from_str(&text),
-    )
-    .map_err(|e| CatalogError::ClusterSet {
-        path: path.clone(),
-        message: match e.path().to_string().as_str() {
-            "." => e.into_inner().to_string(),
-            p => format!("field {p}: {}", e.into_inner()),
-        },
-    })?;
-    let mut problems = Vec::new();
-    let clusterset = ClusterSet::from_file(file, &mut problems);
-    let mut catalog = Catalog::new(clusterset, problems);
-    for (id, objects) in &mut catalog.clusters {
-        let cluster_dir = dir.join(id);
-        if is_dir_symlink(&cluster_dir) {
-            catalog
-                .problems
-                .push(dir_symlink_problem(Some(id), &cluster_dir));
-            continue;
-        }
-        if !cluster_dir.is_dir() {
-            catalog.problems.push(Problem::warning(
-                Some(id),
-                ObjectRef::cluster_scoped("directory", &cluster_dir.display().to_string()),
-                None,
-                "missing: the cluster has no objects".into(),
-            ));
-            continue;
-        }
-        for file in manifest_files(&cluster_dir, &mut catalog.problems, id) {
-            match std::fs::read_to_string(&file) {
-                Ok(text) => {
-                    let name = file
-                        .strip_prefix(dir)
-                        .unwrap_or(&file)
-                        .display()
-                        .to_string();
-                    super::load_manifests(id, &name, &text, objects, &mut catalog.problems);
-                }
-                Err(e) => catalog.problems.push(Problem::error(
-                    Some(id),
-                    ObjectRef::cluster_scoped("file", &file.display().to_string()),
-                    None,
-                    format!("cannot read: {e}"),
-                )),
-            }
+    CatalogDir::new(dir).load()
+}
+
+/// A catalog directory read again and again (the gateway's static source). Between loads it
+/// keeps each file's text and what it produced, so that
+///
+/// - a file whose text did not change is not parsed again;
+/// - a file whose new text does not load (a YAML error, an invalid object, a rewrite caught
+///   half-written) keeps the last good version of each object the new text fails to give,
+///   with a warning naming it, while the objects it does give take effect;
+/// - a clusterset.yaml with a structural error (a duplicate cluster ID or index, a bad
+///   address) keeps the last good clusterset, so no cluster drops out by accident;
+/// - a cluster that exported services and now exports none is logged loudly.
+#[derive(Debug)]
+pub struct CatalogDir {
+    dir: PathBuf,
+    /// Per manifest file: its last text, what it produced, and its last good objects.
+    files: BTreeMap<PathBuf, FileState>,
+    /// The last clusterset.yaml without structural errors.
+    clusterset: Option<ClusterSet>,
+    /// Exports per cluster at the last load.
+    exports: BTreeMap<String, usize>,
+}
+
+#[derive(Debug)]
+struct FileState {
+    text: String,
+    objects: ClusterObjects,
+    problems: Vec<Problem>,
+    /// The objects of the last text that loaded without an error.
+    good: Option<ClusterObjects>,
+}
+
+impl CatalogDir {
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_owned(),
+            files: BTreeMap::new(),
+            clusterset: None,
+            exports: BTreeMap::new(),
         }
     }
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if entry.path().is_dir()
-                && !catalog.clusters.contains_key(&name)
-                && !name.starts_with('.')
-            {
-                catalog.problems.push(Problem::warning(
+
+    /// Reads the directory as it is now.
+    pub fn load(&mut self) -> Result<Catalog, CatalogError> {
+        let dir = self.dir.clone();
+        let path = dir.join(CLUSTERSET_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|source| CatalogError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let file: ClusterSetFile = serde_path_to_error::deserialize(
+            serde_yaml::Deserializer::from_str(&text),
+        )
+        .map_err(|e| CatalogError::ClusterSet {
+            path: path.clone(),
+            message: match e.path().to_string().as_str() {
+                "." => e.into_inner().to_string(),
+                p => format!("field {p}: {}", e.into_inner()),
+            },
+        })?;
+        let mut problems = Vec::new();
+        let parsed = ClusterSet::from_file(file, &mut problems);
+        let structural = problems.iter().any(|p| p.severity == Severity::Error);
+        let clusterset = match (&self.clusterset, structural) {
+            (Some(last), true) => {
+                problems.push(Problem::error(
                     None,
-                    ObjectRef::cluster_scoped("directory", &entry.path().display().to_string()),
+                    ObjectRef::cluster_scoped("file", CLUSTERSET_FILE),
                     None,
-                    format!("no cluster {name:?} in {CLUSTERSET_FILE}; ignored"),
+                    "has errors: the last good clusterset stays in force until they are fixed"
+                        .into(),
                 ));
+                last.clone()
+            }
+            (_, false) => {
+                self.clusterset = Some(parsed.clone());
+                parsed
+            }
+            (None, true) => parsed,
+        };
+        let mut catalog = Catalog::new(clusterset, problems);
+        let mut seen = BTreeSet::new();
+        for (id, objects) in &mut catalog.clusters {
+            let cluster_dir = dir.join(id);
+            if is_dir_symlink(&cluster_dir) {
+                catalog
+                    .problems
+                    .push(dir_symlink_problem(Some(id), &cluster_dir));
+                continue;
+            }
+            if !cluster_dir.is_dir() {
+                catalog.problems.push(Problem::warning(
+                    Some(id),
+                    ObjectRef::cluster_scoped("directory", &cluster_dir.display().to_string()),
+                    None,
+                    "missing: the cluster has no objects".into(),
+                ));
+                continue;
+            }
+            for file in manifest_files(&cluster_dir, &mut catalog.problems, id) {
+                seen.insert(file.clone());
+                let text = match std::fs::read_to_string(&file) {
+                    Ok(text) => text,
+                    Err(e) => {
+                        catalog.problems.push(Problem::error(
+                            Some(id),
+                            ObjectRef::cluster_scoped("file", &file.display().to_string()),
+                            None,
+                            format!("cannot read: {e}"),
+                        ));
+                        continue;
+                    }
+                };
+                let name = file
+                    .strip_prefix(&dir)
+                    .unwrap_or(&file)
+                    .display()
+                    .to_string();
+                let state = self.files.remove(&file);
+                let state = FileState::load(id, &name, text, state);
+                merge(id, objects, &state.objects, &mut catalog.problems);
+                catalog.problems.extend(state.problems.iter().cloned());
+                self.files.insert(file, state);
+            }
+        }
+        // Files that are gone take their objects (and their history) with them.
+        self.files.retain(|f, _| seen.contains(f));
+        self.note_withdrawals(&catalog);
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if entry.path().is_dir()
+                    && !catalog.clusters.contains_key(&name)
+                    && !name.starts_with('.')
+                {
+                    catalog.problems.push(Problem::warning(
+                        None,
+                        ObjectRef::cluster_scoped("directory", &entry.path().display().to_string()),
+                        None,
+                        format!("no cluster {name:?} in {CLUSTERSET_FILE}; ignored"),
+                    ));
+                }
+            }
+        }
+        Ok(catalog)
+    }
+
+    /// Warns when a cluster that exported services exports none any more: every import of
+    /// them is withdrawn, which is rarely what an edit meant.
+    fn note_withdrawals(&mut self, catalog: &Catalog) {
+        let now: BTreeMap<String, usize> = catalog
+            .clusters
+            .iter()
+            .map(|(id, o)| (id.clone(), o.exports.len()))
+            .collect();
+        for (id, before) in &self.exports {
+            if *before > 0 && now.get(id).copied().unwrap_or(0) == 0 {
+                tracing::warn!(
+                    cluster = %id,
+                    before,
+                    "the cluster exports nothing any more: every import of its {before} services is withdrawn (is its directory empty?)"
+                );
+            }
+        }
+        self.exports = now;
+    }
+}
+
+impl FileState {
+    /// Loads `text`, reusing `last` when the text did not change and falling back to its last
+    /// good objects where the new text fails.
+    fn load(cluster: &str, name: &str, text: String, last: Option<FileState>) -> Self {
+        if let Some(last) = last.as_ref().filter(|l| l.text == text) {
+            return Self {
+                text,
+                objects: last.objects.clone(),
+                problems: last.problems.clone(),
+                good: last.good.clone(),
+            };
+        }
+        let mut objects = ClusterObjects::default();
+        let mut problems = Vec::new();
+        super::load_manifests(cluster, name, &text, &mut objects, &mut problems);
+        let failed = problems.iter().any(|p| p.severity == Severity::Error);
+        let good = match (failed, last.and_then(|l| l.good)) {
+            (false, _) => Some(objects.clone()),
+            (true, Some(good)) => {
+                for kept in keep_missing(&mut objects, &good) {
+                    problems.push(Problem::warning(
+                        Some(cluster),
+                        kept,
+                        None,
+                        format!("its new version in {name} does not load: the last good version stays in force"),
+                    ));
+                }
+                Some(good)
+            }
+            (true, None) => None,
+        };
+        Self {
+            text,
+            objects,
+            problems,
+            good,
+        }
+    }
+}
+
+/// Adds to `objects` every object of `good` it lacks; returns what was added.
+fn keep_missing(objects: &mut ClusterObjects, good: &ClusterObjects) -> Vec<ObjectRef> {
+    let mut kept = Vec::new();
+    for ns in &good.namespaces {
+        if objects.namespaces.insert(ns.clone()) {
+            kept.push(ObjectRef::cluster_scoped("Namespace", ns));
+        }
+    }
+    kept.extend(add_absent(objects, good).added);
+    kept
+}
+
+/// Adds one file's objects to its cluster's; an object another file defined already is a
+/// problem, and the first definition (in file order) stays.
+fn merge(
+    cluster: &str,
+    into: &mut ClusterObjects,
+    from: &ClusterObjects,
+    problems: &mut Vec<Problem>,
+) {
+    into.namespaces.extend(from.namespaces.iter().cloned());
+    for object in add_absent(into, from).present {
+        problems.push(Problem::error(
+            Some(cluster),
+            object,
+            None,
+            "defined twice; the first definition is used".into(),
+        ));
+    }
+}
+
+/// What [`add_absent`] did with each object.
+#[derive(Default)]
+struct Added {
+    added: Vec<ObjectRef>,
+    /// Objects `into` had already (left as they were).
+    present: Vec<ObjectRef>,
+}
+
+/// Adds each Service, ServiceExport, WANPolicy and EndpointSlice of `from` that `into` lacks.
+fn add_absent(into: &mut ClusterObjects, from: &ClusterObjects) -> Added {
+    let mut out = Added::default();
+    add_absent_in(
+        &mut into.services,
+        &from.services,
+        |k| ObjectRef::namespaced("Service", k),
+        &mut out,
+    );
+    add_absent_in(
+        &mut into.exports,
+        &from.exports,
+        |k| ObjectRef::namespaced("ServiceExport", k),
+        &mut out,
+    );
+    add_absent_in(
+        &mut into.wan_policies,
+        &from.wan_policies,
+        |k| ObjectRef::cluster_scoped("WANPolicy", k),
+        &mut out,
+    );
+    for (key, slices) in &from.endpoint_slices {
+        let present = into.endpoint_slices.entry(key.clone()).or_default();
+        for slice in slices {
+            let object = ObjectRef::namespaced(
+                "EndpointSlice",
+                &ServiceKey::new(key.namespace.clone(), slice.name.clone()),
+            );
+            if present.iter().any(|s| s.name == slice.name) {
+                out.present.push(object);
+            } else {
+                present.push(slice.clone());
+                out.added.push(object);
             }
         }
     }
-    Ok(catalog)
+    out
+}
+
+fn add_absent_in<K: Ord + Clone, V: Clone>(
+    into: &mut BTreeMap<K, V>,
+    from: &BTreeMap<K, V>,
+    object: impl Fn(&K) -> ObjectRef,
+    out: &mut Added,
+) {
+    for (key, value) in from {
+        match into.entry(key.clone()) {
+            Entry::Occupied(_) => out.present.push(object(key)),
+            Entry::Vacant(e) => {
+                e.insert(value.clone());
+                out.added.push(object(key));
+            }
+        }
+    }
 }
 
 fn is_dir_symlink(path: &Path) -> bool {

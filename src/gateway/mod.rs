@@ -284,7 +284,7 @@ pub async fn run(cmd: GatewayCmd) -> anyhow::Result<()> {
 struct WatchedCatalog {
     dir: std::path::PathBuf,
     _watcher: notify::RecommendedWatcher,
-    changes: tokio::sync::mpsc::Receiver<()>,
+    changes: tokio::sync::mpsc::Receiver<watch::Change>,
     hangups: tokio::signal::unix::Signal,
 }
 
@@ -305,11 +305,13 @@ async fn follow_catalog(
         ..
     } = source;
     let mut applied: Option<catalog::Catalog> = None;
+    let mut loader = catalog::CatalogDir::new(&dir);
     loop {
         // Loading and planning a large catalog takes a while: keep it off the async workers,
         // so DNS goes on answering from the current zone meanwhile.
         let loaded = tokio::task::block_in_place(|| {
-            catalog::load_dir(&dir)
+            loader
+                .load()
                 .inspect(|catalog| apply_static(&mut reconciler, catalog, &mut state))
         });
         match loaded {
