@@ -1,6 +1,11 @@
 //! Per-cluster WAN policy checks: a tunnel class has one WAN port, and the ingress port ranges
 //! of different classes do not overlap (the SD-WAN classifies by port). A policy that breaks a
-//! rule is reported and left out; the policies before it (by name) stay usable.
+//! rule is reported and left out, and the policies it collides with stay usable.
+//!
+//! Which of two colliding policies is left out: the one that changed. Policies that were
+//! usable in the last plan and have not changed since are checked first, so editing one
+//! policy into a collision refuses that edit instead of withdrawing the services of the
+//! unchanged one. Without history (a first plan), by name.
 
 use std::collections::BTreeMap;
 
@@ -11,53 +16,140 @@ use crate::problem::{ObjectRef, Problem};
 pub fn usable(
     cluster: &str,
     objects: &ClusterObjects,
+    previous: Option<&BTreeMap<String, WanPolicy>>,
     problems: &mut Vec<Problem>,
 ) -> BTreeMap<String, WanPolicy> {
+    let unchanged = |p: &WanPolicy| previous.and_then(|prev| prev.get(&p.name)) == Some(p);
+    let (mut order, changed): (Vec<&WanPolicy>, Vec<&WanPolicy>) =
+        objects.wan_policies.values().partition(|p| unchanged(p));
+    order.extend(changed);
     let mut out: BTreeMap<String, WanPolicy> = BTreeMap::new();
-    for policy in objects.wan_policies.values() {
-        let object = ObjectRef::cluster_scoped("WANPolicy", &policy.name);
-        let same_class = out.values().find(|p| p.tunnel == policy.tunnel);
-        if let Some(other) = same_class {
-            if other.port != policy.port || other.port_count != policy.port_count {
-                problems.push(Problem::error(
-                    Some(cluster),
-                    object,
-                    Some("spec.port"),
-                    format!(
-                        "tunnel class {:?} already has ports {}-{} from WANPolicy {}; every policy of a class must use the same spec.port and spec.portCount",
-                        policy.tunnel,
-                        other.port_range().start(),
-                        other.port_range().end(),
-                        other.name
-                    ),
-                ));
-                continue;
-            }
-        } else if let Some(other) = out
-            .values()
-            .find(|p| p.tunnel != policy.tunnel && overlaps(p, policy))
-        {
-            problems.push(Problem::error(
-                Some(cluster),
-                object,
-                Some("spec.port"),
-                format!(
-                    "ports {}-{} overlap ports {}-{} of WANPolicy {} (tunnel class {:?}); classes need disjoint port ranges",
-                    policy.port_range().start(),
-                    policy.port_range().end(),
-                    other.port_range().start(),
-                    other.port_range().end(),
-                    other.name,
-                    other.tunnel
-                ),
-            ));
+    for policy in order {
+        let Err(refused) = check(cluster, policy, &out) else {
+            out.insert(policy.name.clone(), policy.clone());
             continue;
+        };
+        problems.push(refused);
+        // A refused edit keeps the version that was usable before it, if that one still fits.
+        if let Some(last) = previous.and_then(|prev| prev.get(&policy.name)) {
+            if last != policy && check(cluster, last, &out).is_ok() {
+                problems.push(Problem::warning(
+                    Some(cluster),
+                    ObjectRef::cluster_scoped("WANPolicy", &policy.name),
+                    None,
+                    "its last usable version stays in force until the new one is fixed".into(),
+                ));
+                out.insert(policy.name.clone(), last.clone());
+            }
         }
-        out.insert(policy.name.clone(), policy.clone());
     }
     out
 }
 
+/// Whether `policy` fits beside the policies in `out`; the problem naming the collision if not.
+fn check(
+    cluster: &str,
+    policy: &WanPolicy,
+    out: &BTreeMap<String, WanPolicy>,
+) -> Result<(), Problem> {
+    let object = ObjectRef::cluster_scoped("WANPolicy", &policy.name);
+    if let Some(other) = out.values().find(|p| p.tunnel == policy.tunnel) {
+        if other.port != policy.port || other.port_count != policy.port_count {
+            return Err(Problem::error(
+                Some(cluster),
+                object,
+                Some("spec.port"),
+                format!(
+                    "tunnel class {:?} already has ports {}-{} from WANPolicy {}; every policy of a class must use the same spec.port and spec.portCount",
+                    policy.tunnel,
+                    other.port_range().start(),
+                    other.port_range().end(),
+                    other.name
+                ),
+            ));
+        }
+    } else if let Some(other) = out
+        .values()
+        .find(|p| p.tunnel != policy.tunnel && overlaps(p, policy))
+    {
+        return Err(Problem::error(
+            Some(cluster),
+            object,
+            Some("spec.port"),
+            format!(
+                "ports {}-{} overlap ports {}-{} of WANPolicy {} (tunnel class {:?}); classes need disjoint port ranges",
+                policy.port_range().start(),
+                policy.port_range().end(),
+                other.port_range().start(),
+                other.port_range().end(),
+                other.name,
+                other.tunnel
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn overlaps(a: &WanPolicy, b: &WanPolicy) -> bool {
     a.port_range().start() <= b.port_range().end() && b.port_range().start() <= a.port_range().end()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(name: &str, tunnel: &str, port: u16, port_count: u16) -> WanPolicy {
+        WanPolicy {
+            name: name.into(),
+            tunnel: tunnel.into(),
+            port,
+            port_count,
+            sla: Default::default(),
+        }
+    }
+
+    fn objects(policies: &[WanPolicy]) -> ClusterObjects {
+        ClusterObjects {
+            wan_policies: policies.iter().map(|p| (p.name.clone(), p.clone())).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_edit_that_collides_is_refused_and_its_last_version_stays() {
+        let high = policy("sd-wan-priority-high", "business", 31111, 1);
+        let low = policy("sd-wan-priority-low", "default", 31112, 1);
+        let mut problems = Vec::new();
+        let before = usable("c1", &objects(&[high.clone(), low.clone()]), None, &mut problems);
+        assert!(problems.is_empty());
+        // high grows over low's port: high (the edit) is refused, low keeps its services, and
+        // high's last usable version stays in force.
+        let grown = policy("sd-wan-priority-high", "business", 31111, 5);
+        let after = usable("c1", &objects(&[grown, low.clone()]), Some(&before), &mut problems);
+        assert_eq!(after["sd-wan-priority-low"], low);
+        assert_eq!(after["sd-wan-priority-high"], high);
+        assert_eq!(problems[0].object.to_string(), "WANPolicy sd-wan-priority-high");
+        assert_eq!(problems[0].field.as_deref(), Some("spec.port"));
+        assert!(problems[1].message.contains("last usable version"), "{problems:#?}");
+        // The same collision the other way round: low's edit is the one refused.
+        let mut problems = Vec::new();
+        let moved = policy("sd-wan-priority-low", "default", 31110, 3);
+        let after = usable("c1", &objects(&[high.clone(), moved]), Some(&before), &mut problems);
+        assert_eq!(after["sd-wan-priority-high"], high);
+        assert_eq!(after["sd-wan-priority-low"], low);
+        assert_eq!(problems[0].object.to_string(), "WANPolicy sd-wan-priority-low");
+    }
+
+    #[test]
+    fn without_history_the_first_by_name_wins() {
+        let mut problems = Vec::new();
+        let out = usable(
+            "c1",
+            &objects(&[policy("a", "business", 31111, 5), policy("b", "default", 31112, 1)]),
+            None,
+            &mut problems,
+        );
+        assert!(out.contains_key("a") && !out.contains_key("b"));
+        assert_eq!(problems[0].object.to_string(), "WANPolicy b");
+    }
 }

@@ -76,7 +76,7 @@ impl std::ops::Deref for IngressPorts {
 
 /// Allocations carried from one plan to the next (and read back from the cluster on start), so
 /// they stay where they are.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Allocations {
     #[serde(with = "crate::serde_map")]
     pub vips: BTreeMap<ServiceKey, IpAddr>,
@@ -84,6 +84,9 @@ pub struct Allocations {
     pub ingress_ports: BTreeMap<ClusterId, IngressPorts>,
     /// WireGuard inner subnet per tunnel class.
     pub class_subnets: BTreeMap<TunnelClass, Ipv4Net>,
+    /// The usable WAN policies of each cluster: in a collision, the unchanged ones stay usable.
+    #[serde(default)]
+    pub policies: BTreeMap<ClusterId, BTreeMap<String, crate::model::WanPolicy>>,
 }
 
 /// Clusters whose gateways failed their health checks: drained from IPVS and DNS.
@@ -141,7 +144,7 @@ pub fn compute(inputs: Inputs<'_>) -> DesiredState {
         .map(|(id, objects)| {
             (
                 id.clone(),
-                crate::policies::usable(id, objects, &mut problems),
+                crate::policies::usable(id, objects, previous.policies.get(id), &mut problems),
             )
         })
         .collect();
@@ -195,6 +198,7 @@ pub fn compute(inputs: Inputs<'_>) -> DesiredState {
         vips,
         ingress_ports,
         class_subnets,
+        policies: policies.clone(),
     };
 
     let imports: Vec<Import> = imported
