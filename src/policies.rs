@@ -25,14 +25,14 @@ pub fn usable(
     order.extend(changed);
     let mut out: BTreeMap<String, WanPolicy> = BTreeMap::new();
     for policy in order {
-        let Err(refused) = check(cluster, policy, &out) else {
+        let Some(refused) = collision(cluster, policy, &out) else {
             out.insert(policy.name.clone(), policy.clone());
             continue;
         };
         problems.push(refused);
         // A refused edit keeps the version that was usable before it, if that one still fits.
         if let Some(last) = previous.and_then(|prev| prev.get(&policy.name)) {
-            if last != policy && check(cluster, last, &out).is_ok() {
+            if last != policy && collision(cluster, last, &out).is_none() {
                 problems.push(Problem::warning(
                     Some(cluster),
                     ObjectRef::cluster_scoped("WANPolicy", &policy.name),
@@ -46,16 +46,16 @@ pub fn usable(
     out
 }
 
-/// Whether `policy` fits beside the policies in `out`; the problem naming the collision if not.
-fn check(
+/// The problem naming what `policy` collides with among the policies in `out`, if anything.
+fn collision(
     cluster: &str,
     policy: &WanPolicy,
     out: &BTreeMap<String, WanPolicy>,
-) -> Result<(), Problem> {
+) -> Option<Problem> {
     let object = ObjectRef::cluster_scoped("WANPolicy", &policy.name);
     if let Some(other) = out.values().find(|p| p.tunnel == policy.tunnel) {
         if other.port != policy.port || other.port_count != policy.port_count {
-            return Err(Problem::error(
+            return Some(Problem::error(
                 Some(cluster),
                 object,
                 Some("spec.port"),
@@ -72,7 +72,7 @@ fn check(
         .values()
         .find(|p| p.tunnel != policy.tunnel && overlaps(p, policy))
     {
-        return Err(Problem::error(
+        return Some(Problem::error(
             Some(cluster),
             object,
             Some("spec.port"),
@@ -87,7 +87,7 @@ fn check(
             ),
         ));
     }
-    Ok(())
+    None
 }
 
 fn overlaps(a: &WanPolicy, b: &WanPolicy) -> bool {
