@@ -14,7 +14,7 @@ use crate::model::{
     Service, ServiceExport, ServiceKey, ServicePort, ServiceType, SessionAffinity, Sla, TargetPort,
     WanPolicy,
 };
-use crate::validate::{is_dns_label, is_port_name};
+use crate::validate::{is_dns_label, is_dns_subdomain, is_port_name};
 
 /// A field of an object that cannot be used, and why.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -36,17 +36,26 @@ impl FieldError {
 /// The label that ties a Kubernetes EndpointSlice to its Service.
 pub const LABEL_K8S_SERVICE_NAME: &str = "kubernetes.io/service-name";
 
+/// The namespace/name of a Service or ServiceExport: names that become DNS labels.
 fn key_of(
     meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> Result<ServiceKey, FieldError> {
+    key_with(meta, is_dns_label, "a DNS-1123 label")
+}
+
+fn key_with(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    rule: fn(&str) -> bool,
+    rule_name: &str,
 ) -> Result<ServiceKey, FieldError> {
     let name = meta
         .name
         .clone()
         .ok_or_else(|| FieldError::new("metadata.name", "missing"))?;
-    if !is_dns_label(&name) {
+    if !rule(&name) {
         return Err(FieldError::new(
             "metadata.name",
-            format!("{name:?} is not a DNS-1123 label"),
+            format!("{name:?} is not {rule_name}"),
         ));
     }
     let namespace = meta
@@ -142,7 +151,9 @@ pub fn service(svc: &core::Service) -> Result<Service, FieldError> {
 }
 
 pub fn endpoint_slice(slice: &discovery::EndpointSlice) -> Result<EndpointSlice, FieldError> {
-    let own = key_of(&slice.metadata)?;
+    // Slice names are subdomains (up to 253 characters): Kubernetes' own controller makes
+    // names longer than a label for long Service names.
+    let own = key_with(&slice.metadata, is_dns_subdomain, "a DNS-1123 subdomain")?;
     let field = format!("metadata.labels[\"{LABEL_K8S_SERVICE_NAME}\"]");
     let service_name = slice
         .metadata

@@ -110,7 +110,10 @@ mod tests {
 
     fn objects(policies: &[WanPolicy]) -> ClusterObjects {
         ClusterObjects {
-            wan_policies: policies.iter().map(|p| (p.name.clone(), p.clone())).collect(),
+            wan_policies: policies
+                .iter()
+                .map(|p| (p.name.clone(), p.clone()))
+                .collect(),
             ..Default::default()
         }
     }
@@ -120,24 +123,48 @@ mod tests {
         let high = policy("sd-wan-priority-high", "business", 31111, 1);
         let low = policy("sd-wan-priority-low", "default", 31112, 1);
         let mut problems = Vec::new();
-        let before = usable("c1", &objects(&[high.clone(), low.clone()]), None, &mut problems);
+        let before = usable(
+            "c1",
+            &objects(&[high.clone(), low.clone()]),
+            None,
+            &mut problems,
+        );
         assert!(problems.is_empty());
         // high grows over low's port: high (the edit) is refused, low keeps its services, and
         // high's last usable version stays in force.
         let grown = policy("sd-wan-priority-high", "business", 31111, 5);
-        let after = usable("c1", &objects(&[grown, low.clone()]), Some(&before), &mut problems);
+        let after = usable(
+            "c1",
+            &objects(&[grown, low.clone()]),
+            Some(&before),
+            &mut problems,
+        );
         assert_eq!(after["sd-wan-priority-low"], low);
         assert_eq!(after["sd-wan-priority-high"], high);
-        assert_eq!(problems[0].object.to_string(), "WANPolicy sd-wan-priority-high");
+        assert_eq!(
+            problems[0].object.to_string(),
+            "WANPolicy sd-wan-priority-high"
+        );
         assert_eq!(problems[0].field.as_deref(), Some("spec.port"));
-        assert!(problems[1].message.contains("last usable version"), "{problems:#?}");
+        assert!(
+            problems[1].message.contains("last usable version"),
+            "{problems:#?}"
+        );
         // The same collision the other way round: low's edit is the one refused.
         let mut problems = Vec::new();
         let moved = policy("sd-wan-priority-low", "default", 31110, 3);
-        let after = usable("c1", &objects(&[high.clone(), moved]), Some(&before), &mut problems);
+        let after = usable(
+            "c1",
+            &objects(&[high.clone(), moved]),
+            Some(&before),
+            &mut problems,
+        );
         assert_eq!(after["sd-wan-priority-high"], high);
         assert_eq!(after["sd-wan-priority-low"], low);
-        assert_eq!(problems[0].object.to_string(), "WANPolicy sd-wan-priority-low");
+        assert_eq!(
+            problems[0].object.to_string(),
+            "WANPolicy sd-wan-priority-low"
+        );
     }
 
     #[test]
@@ -145,7 +172,10 @@ mod tests {
         let mut problems = Vec::new();
         let out = usable(
             "c1",
-            &objects(&[policy("a", "business", 31111, 5), policy("b", "default", 31112, 1)]),
+            &objects(&[
+                policy("a", "business", 31111, 5),
+                policy("b", "default", 31112, 1),
+            ]),
             None,
             &mut problems,
         );

@@ -378,16 +378,22 @@ pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
 
 /// Removes the `format: uint16`-style formats the Rust types' schemas carry: they are not
 /// OpenAPI formats Kubernetes knows, and kube-apiserver warns about each on every apply. The
-/// `minimum`/`maximum` beside them keep the range.
+/// range they stood for is kept as `minimum`/`maximum`, so the API server refuses a value the
+/// type could not hold (which would otherwise be accepted and fail to decode in the gateway).
 fn drop_unsigned_formats(schema: &mut serde_json::Value) {
     match schema {
         serde_json::Value::Object(map) => {
-            if map
-                .get("format")
-                .and_then(serde_json::Value::as_str)
-                .is_some_and(|f| f.starts_with("uint"))
-            {
+            let format = map.get("format").and_then(serde_json::Value::as_str);
+            if let Some(max) = format.and_then(|f| match f {
+                "uint8" => Some(u64::from(u8::MAX)),
+                "uint16" => Some(u64::from(u16::MAX)),
+                "uint32" => Some(u64::from(u32::MAX)),
+                "uint64" | "uint" => Some(u64::MAX),
+                _ => None,
+            }) {
                 map.remove("format");
+                map.entry("minimum").or_insert(serde_json::json!(0));
+                map.entry("maximum").or_insert(serde_json::json!(max));
             }
             map.values_mut().for_each(drop_unsigned_formats);
         }

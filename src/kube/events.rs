@@ -36,6 +36,7 @@ fn api_version(kind: &str) -> Option<&'static str> {
         "ServiceExport" => Some("multicluster.x-k8s.io/v1alpha1"),
         "WANPolicy" => Some("mcw.l7mp.io/v1alpha1"),
         "Service" => Some("v1"),
+        "EndpointSlice" => Some("discovery.k8s.io/v1"),
         _ => None,
     }
 }
@@ -48,6 +49,7 @@ fn reason(problem: &Problem) -> &'static str {
         }
         ("ServiceExport", Severity::Warning) => "ExportWarning",
         ("WANPolicy", _) => "InvalidWANPolicy",
+        ("EndpointSlice", _) => "InvalidEndpointSlice",
         _ => "InvalidService",
     }
 }
@@ -63,8 +65,8 @@ fn truncate(mut s: String) -> String {
     s
 }
 
-/// The events `cluster`'s problems call for: those about its ServiceExports, Services and
-/// WANPolicies.
+/// The events `cluster`'s problems call for: those about its ServiceExports, Services,
+/// EndpointSlices and WANPolicies.
 pub fn intents(cluster: &str, problems: &[Problem], observed: &Observed) -> Vec<Intent> {
     let mut out: Vec<Intent> = problems
         .iter()
@@ -188,6 +190,23 @@ mod tests {
         assert_eq!(out[0].reason, "InvalidExport");
         assert!(out[0].note.starts_with("field metadata.annotations"));
         assert!(intents("cluster-2", &[problem], &Observed::default()).is_empty());
+    }
+
+    #[test]
+    fn a_bad_endpoint_slice_becomes_an_event_on_the_slice() {
+        let problem = Problem::error(
+            Some("cluster-1"),
+            ObjectRef::namespaced("EndpointSlice", &ServiceKey::new("ns", "svc-x7k2p")),
+            Some("endpoints[0].addresses[0]"),
+            "\"10.0.0\" is not an IP address".into(),
+        );
+        let out = intents("cluster-1", &[problem], &Observed::default());
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            (out[0].api_version, out[0].reason),
+            ("discovery.k8s.io/v1", "InvalidEndpointSlice")
+        );
+        assert!(out[0].note.starts_with("field endpoints[0].addresses[0]"));
     }
 
     #[test]

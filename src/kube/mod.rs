@@ -29,6 +29,7 @@ mod health;
 mod import;
 mod object;
 mod publish;
+mod raw;
 mod snapshot;
 mod source;
 mod status;

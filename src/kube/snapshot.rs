@@ -3,6 +3,7 @@
 //! field), and the ingress ports its gateway published. Pure: unit tests drive it without a
 //! server.
 
+use super::raw::Raw;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -23,8 +24,8 @@ pub struct Stores<'a> {
     pub services: &'a [Arc<Service>],
     /// EndpointSlices of Services (labelled `kubernetes.io/service-name`).
     pub endpoint_slices: &'a [Arc<EndpointSlice>],
-    pub exports: &'a [Arc<crd::ServiceExport>],
-    pub wan_policies: &'a [Arc<crd::WanPolicy>],
+    pub exports: &'a [Arc<Raw<crd::ServiceExport>>],
+    pub wan_policies: &'a [Arc<Raw<crd::WanPolicy>>],
     /// The ingress slices the cluster's gateway published.
     pub published: &'a [Arc<EndpointSlice>],
 }
@@ -91,8 +92,16 @@ pub fn build(cluster: &str, stores: &Stores<'_>) -> (ClusterSnapshot, Observed) 
             objects.namespaces.insert(name.clone());
         }
     }
-    for export in sorted(stores.exports) {
-        uid(&mut observed.uids, "ServiceExport", &export.metadata);
+    for raw in sorted(stores.exports) {
+        uid(&mut observed.uids, "ServiceExport", &raw.metadata);
+        let export = match raw.decode() {
+            Ok(export) => export,
+            Err(e) => {
+                fail(&mut problems, "ServiceExport", &raw.metadata, e);
+                continue;
+            }
+        };
+        let export = &export;
         match convert::service_export(export, ExportGroup::Mcs) {
             Ok((e, warnings)) => {
                 for w in warnings {
@@ -146,6 +155,7 @@ pub fn build(cluster: &str, stores: &Stores<'_>) -> (ClusterSnapshot, Observed) 
         if !exported(&slice.metadata, service) {
             continue;
         }
+        uid(&mut observed.uids, "EndpointSlice", &slice.metadata);
         match convert::endpoint_slice(slice) {
             Ok(s) => objects
                 .endpoint_slices
@@ -155,9 +165,16 @@ pub fn build(cluster: &str, stores: &Stores<'_>) -> (ClusterSnapshot, Observed) 
             Err(e) => fail(&mut problems, "EndpointSlice", &slice.metadata, e),
         }
     }
-    for policy in sorted(stores.wan_policies) {
-        uid(&mut observed.uids, "WANPolicy", &policy.metadata);
-        match convert::wan_policy(policy) {
+    for raw in sorted(stores.wan_policies) {
+        uid(&mut observed.uids, "WANPolicy", &raw.metadata);
+        let policy = match raw.decode() {
+            Ok(policy) => policy,
+            Err(e) => {
+                fail(&mut problems, "WANPolicy", &raw.metadata, e);
+                continue;
+            }
+        };
+        match convert::wan_policy(&policy) {
             Ok(p) => {
                 objects.wan_policies.insert(p.name.clone(), p);
             }
@@ -185,7 +202,7 @@ mod tests {
         Arc::new(serde_json::from_value(v).unwrap())
     }
 
-    fn export(ns: &str, name: &str) -> Arc<crd::ServiceExport> {
+    fn export(ns: &str, name: &str) -> Arc<Raw<crd::ServiceExport>> {
         parse(json!({"metadata": {"name": name, "namespace": ns}, "spec": {}}))
     }
 
@@ -238,7 +255,7 @@ mod tests {
 
     #[test]
     fn objects_being_deleted_count_as_gone() {
-        let exports = [parse::<crd::ServiceExport>(json!({
+        let exports = [parse::<Raw<crd::ServiceExport>>(json!({
             "metadata": {"name": "a", "namespace": "ns", "deletionTimestamp": "2024-01-01T00:00:00Z"},
             "spec": {}}))];
         let (snap, _) = build(
@@ -282,5 +299,32 @@ mod tests {
         .0;
         assert_eq!(one.objects.endpoint_slices.len(), 1);
         assert_eq!(one, two);
+    }
+
+    #[test]
+    fn a_wan_policy_that_does_not_decode_is_a_problem_naming_it_and_the_others_load() {
+        let policies = [
+            parse::<Raw<crd::WanPolicy>>(json!({"metadata": {"name": "high", "uid": "u-1"},
+                "spec": {"tunnel": "business", "port": 31111, "sla": {"latency-ms": -1}}})),
+            parse::<Raw<crd::WanPolicy>>(json!({"metadata": {"name": "low"},
+                "spec": {"tunnel": "default", "port": 31112}})),
+        ];
+        let (snap, observed) = build(
+            "cluster-1",
+            &Stores {
+                wan_policies: &policies,
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            snap.objects.wan_policies.keys().collect::<Vec<_>>(),
+            ["low"]
+        );
+        assert_eq!(snap.problems.len(), 1, "{:#?}", snap.problems);
+        let p = &snap.problems[0];
+        assert_eq!(p.object.to_string(), "WANPolicy high");
+        assert_eq!(p.field.as_deref(), Some("spec.sla.latency-ms"));
+        // Its UID is known, so the Event can name the object.
+        assert!(observed.uids.contains_key(&p.object));
     }
 }

@@ -8,6 +8,7 @@
 //! after a 410 Gone, swapping the store only when the list is complete, so an unchanged cluster
 //! rebuilds into an equal snapshot and nothing downstream moves.
 
+use super::raw::Raw;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -193,9 +194,9 @@ pub async fn watch_cluster(
         watcher::Config::default().labels(LABEL_K8S_SERVICE_NAME),
     );
     let (exports, s4) =
-        reflect::<crd::ServiceExport>(&client, Resource::ServiceExports, Default::default());
+        reflect::<Raw<crd::ServiceExport>>(&client, Resource::ServiceExports, Default::default());
     let (policies, s5) =
-        reflect::<crd::WanPolicy>(&client, Resource::WanPolicies, Default::default());
+        reflect::<Raw<crd::WanPolicy>>(&client, Resource::WanPolicies, Default::default());
     let (published, s6) = reflect::<EndpointSlice>(
         &client,
         Resource::PublishedSlices,

@@ -10,7 +10,46 @@ crate::on_both_api_servers!(
     unexport_removes_the_import_its_slices_and_the_dns_name,
     no_import_where_the_namespace_is_absent_until_it_is_created,
     a_headless_export_imports_its_ready_endpoints_with_hostnames,
+    a_service_with_the_longest_name_is_imported_though_its_slice_names_are_longer,
 );
+
+/// Kubernetes' EndpointSlice controller names slices `<service>-<5 random>`: past 63
+/// characters (a DNS label) for long Service names, within 253 (a subdomain), which is the rule
+/// for slice names.
+async fn a_service_with_the_longest_name_is_imported_though_its_slice_names_are_longer(
+    backend: Backend,
+) {
+    let cs = Clusterset::start(backend, 2).await;
+    let name = format!("cart-{}", "x".repeat(58));
+    assert_eq!(name.len(), 63);
+    export_service(cs.api(0), "shop", &name).await;
+    let import = cs
+        .wait_for_object(1, MCS, "serviceimports", Some("shop"), &name, |si| {
+            !ips(si).is_empty()
+        })
+        .await;
+    let answer = cs.wait_for_a(1, "shop", &name).await;
+    assert_eq!(answer[0].to_string(), ips(&import)[0]);
+    cs.wait_for_object(0, MCS, "serviceexports", Some("shop"), &name, |e| {
+        condition_is(e, "Ready", "True")
+    })
+    .await;
+    // The slice's endpoint is the exporter's ingress backend: the slice was read.
+    let status: Value = serde_json::from_str(&cs.admin_get(0, "/status").await.unwrap()).unwrap();
+    let ingress = status["state"]["ipvs"]["ingress"].as_array().unwrap();
+    let backends: Vec<&Value> = ingress
+        .iter()
+        .filter(|vs| vs["service"]["name"] == name.as_str())
+        .flat_map(|vs| vs["reals"].as_array().unwrap())
+        .collect();
+    assert_eq!(
+        backends.len(),
+        1,
+        "{ingress:#?} {:#?}",
+        status["state"]["problems"]
+    );
+    assert_eq!(backends[0]["address"], "10.1.0.1");
+}
 
 fn ips(import: &Value) -> Vec<String> {
     import["spec"]["ips"]
