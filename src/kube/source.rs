@@ -38,6 +38,12 @@ pub const DEBOUNCE: Duration = Duration::from_millis(10);
 /// While the API server fails, how often to ask it for its version: a resumed watch says
 /// nothing until something changes, so this is how recovery is noticed on a quiet cluster.
 pub const PROBE_EVERY: Duration = Duration::from_secs(1);
+/// While its watches look healthy, an API server is still asked for `/version` this often: a
+/// server that froze (stopped, overloaded, behind a stalled proxy) keeps its connections open
+/// and sends nothing, which a watch alone cannot tell from a quiet cluster.
+pub const LIVENESS_EVERY: Duration = Duration::from_secs(5);
+/// How long the liveness check waits for its answer.
+pub const LIVENESS_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Each cluster's latest snapshot and observed state.
 type Latest = BTreeMap<ClusterId, (Arc<ClusterSnapshot>, Arc<Observed>)>;
@@ -213,6 +219,8 @@ pub async fn watch_cluster(
     let mut failing = false;
     let mut probe = tokio::time::interval(PROBE_EVERY);
     probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut liveness = tokio::time::interval(LIVENESS_EVERY);
+    liveness.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let recovered = |failing: &mut bool| {
         *failing = false;
         if let Some(after) = health.reachable(&cluster) {
@@ -262,6 +270,24 @@ pub async fn watch_cluster(
                             }
                         }
                     },
+                }
+            }
+            _ = liveness.tick(), if !failing => {
+                let answer = tokio::time::timeout(LIVENESS_TIMEOUT, client.apiserver_version()).await;
+                let problem = match answer {
+                    Ok(Ok(_)) => None,
+                    Ok(Err(e)) => Some(format!("GET /version failed: {e}")),
+                    Err(_) => Some(format!("GET /version not answered within {LIVENESS_TIMEOUT:?}")),
+                };
+                if let Some(problem) = problem {
+                    failing = true;
+                    match health.failed(&cluster, problem.clone(), std::time::Instant::now()) {
+                        Failure::Warn { unreachable_for } => warn!(
+                            ?unreachable_for,
+                            "API server not answering; keeping its last known objects: {problem}"
+                        ),
+                        Failure::Quiet => debug!("API server not answering: {problem}"),
+                    }
                 }
             }
             _ = probe.tick(), if failing => {

@@ -107,6 +107,50 @@ async fn a_lost_api_server_shows_in_metrics_and_status_until_it_returns(backend:
     .await;
 }
 
+/// A frozen API server (SIGSTOP: its connections stay open and nothing answers) is seen as
+/// down by the liveness check, and as up again once it goes on. kube-apiserver only: KubeSim
+/// runs in the test process and cannot be frozen.
+mod a_frozen_api_server_is_seen_down_and_up_again {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn kube_apiserver() {
+        super::a_frozen_api_server_is_seen_down_and_up_again(crate::support::Backend::Real).await
+    }
+}
+
+async fn a_frozen_api_server_is_seen_down_and_up_again(backend: Backend) {
+    let cs = Clusterset::start(backend, 2).await;
+    let api_up = |up: i64| {
+        let cs = &cs;
+        move || async move {
+            let metrics = cs.admin_get(1, "/metrics").await?;
+            metrics
+                .contains(&format!(
+                    "mcwan_cluster_api_up{{cluster=\"cluster-1\"}} {up}\n"
+                ))
+                .then_some(())
+        }
+    };
+    cs.wait_for("cluster-1's API server up", api_up(1)).await;
+    cs.api(0).freeze();
+    let frozen = std::time::Instant::now();
+    cs.wait_for("cluster-1's frozen API server seen down", api_up(0))
+        .await;
+    let detected = frozen.elapsed();
+    cs.api(0).thaw();
+    assert!(
+        detected < std::time::Duration::from_secs(10),
+        "{detected:?}"
+    );
+    cs.wait_for("cluster-1's API server seen up again", api_up(1))
+        .await;
+    let status: serde_json::Value =
+        serde_json::from_str(&cs.admin_get(1, "/status").await.unwrap()).unwrap();
+    assert_eq!(
+        status["clusters"]["cluster-1"]["unreachable_seconds"],
+        json!(null)
+    );
+}
+
 async fn a_compacted_history_relists_without_dns_or_write_churn(backend: Backend) {
     let cs = Clusterset::start(backend, 2).await;
     export_service(cs.api(0), "shop", "cart").await;

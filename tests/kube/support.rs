@@ -260,6 +260,25 @@ impl ClusterApi {
         }
     }
 
+    /// Freezes a real API server (SIGSTOP: connections open, no answers). KubeSim runs in
+    /// the test process and cannot be frozen.
+    pub fn freeze(&self) {
+        match self {
+            Self::Sim(_) => {
+                panic!("KubeSim cannot be frozen: the scenario runs on kube-apiserver only")
+            }
+            Self::Real { server, .. } => server.lock().unwrap().freeze(),
+        }
+    }
+
+    /// Ends [`ClusterApi::freeze`].
+    pub fn thaw(&self) {
+        match self {
+            Self::Sim(_) => panic!("KubeSim cannot be frozen"),
+            Self::Real { server, .. } => server.lock().unwrap().thaw(),
+        }
+    }
+
     /// Ends [`ClusterApi::cut`].
     pub async fn heal(&self) {
         match self {

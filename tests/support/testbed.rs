@@ -153,6 +153,26 @@ impl ApiServer {
         self.process = Some((child, stdin, stdout));
     }
 
+    /// Freezes the control plane (SIGSTOP): connections stay open and nothing answers, as with
+    /// a hung or overloaded server. [`ApiServer::thaw`] lets it go on.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Ends [`ApiServer::freeze`] (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let (child, _, _) = self.process.as_ref().expect("the control plane runs");
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {signal} {}", self.name);
+    }
+
     /// Stops the control plane (etcd and kube-apiserver); its state stays for `resume`.
     pub fn stop(&mut self) {
         if let Some((mut child, stdin, _)) = self.process.take() {
