@@ -163,6 +163,11 @@ pub struct GatewayCmd {
     /// How often the dataplane is read back from the kernel to repair drift, in seconds.
     #[arg(long, default_value_t = 30)]
     pub resync_seconds: u64,
+    /// A real server that leaves (its endpoint no longer ready, its cluster drained) first goes
+    /// to weight 0 and is deleted when its connections are gone, or after this many seconds
+    /// (0: deleted at once).
+    #[arg(long, default_value_t = 60, env = "MCWAN_DRAIN_SECONDS")]
+    pub drain_seconds: u64,
     /// This gateway's WireGuard private key (a file, e.g. a mounted Secret; read again on every
     /// sync, so replacing the file rotates the key). Needed in WireGuard mode.
     #[arg(long, env = "MCWAN_WIREGUARD_PRIVATE_KEY")]

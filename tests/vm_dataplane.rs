@@ -174,6 +174,9 @@ impl Clusterset {
             "ipvs".to_owned(),
             "--resync-seconds".to_owned(),
             "1".to_owned(),
+            // Short, so the drain test sees the end of the grace period.
+            "--drain-seconds".to_owned(),
+            "4".to_owned(),
         ];
         if let Some(keys) = &self.keys {
             args.push("--wireguard-private-key".to_owned());
@@ -341,6 +344,65 @@ fn client_reaches_a_remote_backend_and_changes_apply_as_diffs() {
         .contains(&logging_vip));
     assert_eq!(echo(&mut live, "after-remove"), "after-remove");
     assert!(ipvs_table(&cs.gw2).contains(&format!("TCP  {vip}:8080 wrr")));
+}
+
+/// The weight of `real`'s line under the first virtual server of `ipvsadm -Ln` that has one.
+fn real_weight(table: &str, real: &str) -> Option<u32> {
+    table
+        .lines()
+        .find(|l| l.trim_start().starts_with("->") && l.contains(real))
+        .and_then(|l| l.split_whitespace().nth(3)?.parse().ok())
+}
+
+#[test]
+#[ignore = "real-kernel VM tier: run by tests/vm/run"]
+fn a_leaving_endpoint_drains_its_connections_before_it_goes() {
+    let cs = Clusterset::new("d4");
+    write(
+        cs.catalog.path(),
+        "cluster-1/payment.yaml",
+        &service("payment", &["10.201.1.2", "10.201.2.2"]),
+    );
+    let _gw1 = cs.gateway(&cs.gw1, "cluster-1");
+    let _gw2 = cs.gateway(&cs.gw2, "cluster-2");
+    let vip = cs.vip("payment");
+    wait_for(
+        "both backends in cluster-1's ingress",
+        Duration::from_secs(10),
+        || {
+            let t = ipvs_table(&cs.gw1);
+            (t.contains("-> 10.201.1.2:8080") && t.contains("-> 10.201.2.2:8080")).then_some(())
+        },
+    );
+    // A long-lived connection to be1.
+    let mut live = (0..20)
+        .map(|_| cs.connect(&vip))
+        .find(|(_, greeting)| greeting == "be1")
+        .expect("no connection reached be1")
+        .0;
+    assert_eq!(echo(&mut live, "before"), "before");
+
+    // be1 turns not ready: it drains at weight 0; the live connection goes on, new ones go to be2.
+    write(
+        cs.catalog.path(),
+        "cluster-1/payment.yaml",
+        &service("payment", &["10.201.2.2"]),
+    );
+    wait_for("be1 at weight 0", Duration::from_secs(10), || {
+        (real_weight(&ipvs_table(&cs.gw1), "10.201.1.2:8080") == Some(0)).then_some(())
+    });
+    assert_eq!(echo(&mut live, "while-draining"), "while-draining");
+    for _ in 0..6 {
+        assert_eq!(cs.connect(&vip).1, "be2");
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(echo(&mut live, "still"), "still", "cut while draining");
+
+    // Once the grace period is over (4 s here), the real server goes.
+    drop(live);
+    wait_for("be1 deleted", Duration::from_secs(15), || {
+        (!ipvs_table(&cs.gw1).contains("10.201.1.2:8080")).then_some(())
+    });
 }
 
 #[test]

@@ -52,6 +52,8 @@ pub use config::{ZoneConfig, DEFAULT_ORIGIN};
 pub use handle::ZoneHandle;
 pub use label::LabelError;
 pub use observe::{question_type, response_code, QueryEvent, QueryObserver};
-pub use server::{serve, DnsServer, ServeError, ServerOptions, UdpPath};
+pub use server::{
+    serve, Admitted, ConnectionSlots, DnsServer, ServeError, ServerOptions, TcpLimits, UdpPath,
+};
 pub use service::{HeadlessEndpoint, PortProtocol, PortRecord, ServiceRecord, ServiceRecordKind};
 pub use zone::{FieldProblem, Zone, ZoneBuild, ZoneError};

@@ -44,8 +44,9 @@ pub struct StatusReport<'a> {
     pub state: Option<&'a DesiredState>,
 }
 
-/// Connections served at once; more wait in the listen backlog until one ends.
-pub const MAX_CONNECTIONS: usize = 128;
+/// Connections held at once; at the cap a new one closes the oldest, so a flood of idle
+/// connections cannot keep Prometheus or the kubelet's probes out.
+pub const MAX_CONNECTIONS: usize = 256;
 /// A client must send a request's headers within this long (a slowloris is cut off).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// A connection is closed after this long, whatever it does (scrapers reconnect).
@@ -61,36 +62,36 @@ pub async fn serve(
     cancel: CancellationToken,
 ) -> std::io::Result<()> {
     info!(listen = %listener.local_addr()?, "admin endpoint serving");
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let slots = Arc::new(mcwan_dns::ConnectionSlots::new(MAX_CONNECTIONS));
     let mut connections = JoinSet::new();
     let mut last_warning: Option<Instant> = None;
+    let mut warn_every = |what: std::fmt::Arguments<'_>| {
+        if last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+            warn!("admin endpoint: {what}");
+            last_warning = Some(Instant::now());
+        }
+    };
     loop {
-        // Wait for a free slot before accepting: excess clients queue in the kernel's backlog
-        // (costing no descriptor of ours) instead of being accepted and starved.
-        let permit = tokio::select! {
-            _ = cancel.cancelled() => break,
-            permit = slots.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-        };
         let (stream, peer) = tokio::select! {
             _ = cancel.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
-                    if last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
-                        warn!(error = %e, "admin endpoint: accept failed; retrying");
-                        last_warning = Some(Instant::now());
-                    }
+                    warn_every(format_args!("accept failed ({e}); retrying"));
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
                     continue;
                 }
             },
         };
+        let admitted = slots.admit(&cancel);
+        if admitted.evicted > 0 {
+            warn_every(format_args!(
+                "{MAX_CONNECTIONS} connections open; closing the oldest"
+            ));
+        }
         let state = state.clone();
+        let slots = slots.clone();
         connections.spawn(async move {
-            let _permit = permit;
             let io = hyper_util::rt::TokioIo::new(stream);
             let service = hyper::service::service_fn(move |req| {
                 let state = state.clone();
@@ -100,11 +101,15 @@ pub async fn serve(
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
                 .serve_connection(io, service);
-            match tokio::time::timeout(CONNECTION_LIFETIME, connection).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => debug!(%peer, error = %e, "admin connection ended with an error"),
-                Err(_) => debug!(%peer, "admin connection closed at the end of its lifetime"),
+            tokio::select! {
+                () = admitted.token.cancelled() => {}
+                ended = tokio::time::timeout(CONNECTION_LIFETIME, connection) => match ended {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => debug!(%peer, error = %e, "admin connection ended with an error"),
+                    Err(_) => debug!(%peer, "admin connection closed at the end of its lifetime"),
+                },
             }
+            slots.release(admitted.id);
         });
         // Reap finished connections so the set does not grow.
         while connections.try_join_next().is_some() {}

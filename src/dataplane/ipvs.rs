@@ -7,13 +7,14 @@
 //! run left, so nothing is re-created and established connections survive a restart; later it
 //! repairs drift, such as a real server deleted by hand with `ipvsadm`.
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
 
 use ipvs_netlink::{Destination, Handle, Service, ServiceKey};
 use tracing::{debug, warn};
 
-use super::ipvs_diff::{self, Op, Ownership, VsKey, VsState};
+use super::ipvs_diff::{self, Leave, Op, Ownership, RealKey, VsKey, VsState};
 use crate::desired::IpvsTables;
 use crate::model::Protocol;
 
@@ -49,12 +50,18 @@ impl SyncReport {
     }
 }
 
+/// How long a leaving real server may keep its connections before it is deleted anyway.
+pub const DEFAULT_DRAIN_GRACE: Duration = Duration::from_secs(60);
+
 #[derive(Debug)]
 pub struct IpvsActuator {
     handle: Handle,
     ownership: Ownership,
     /// What the kernel holds of ours, as far as we know.
     applied: BTreeMap<VsKey, VsState>,
+    /// Real servers at weight 0 waiting for their connections to end, since when.
+    draining: BTreeMap<(VsKey, RealKey), Instant>,
+    drain_grace: Duration,
 }
 
 impl IpvsActuator {
@@ -63,7 +70,49 @@ impl IpvsActuator {
             handle: Handle::new().await?,
             ownership,
             applied: BTreeMap::new(),
+            draining: BTreeMap::new(),
+            drain_grace: DEFAULT_DRAIN_GRACE,
         })
+    }
+
+    /// How long a leaving real server keeps its connections at most (0: deleted at once).
+    pub fn set_drain_grace(&mut self, grace: Duration) {
+        self.drain_grace = grace;
+    }
+
+    /// Real servers draining: while there are any, sync again now and then to delete them once
+    /// their connections are gone.
+    pub fn draining(&self) -> usize {
+        self.draining.len()
+    }
+
+    /// The draining real servers that may go now: no connection left (active or not), or past
+    /// the grace period. One dump per virtual service that has any.
+    async fn drained(&self) -> Result<BTreeSet<(VsKey, RealKey)>, IpvsError> {
+        let mut done = BTreeSet::new();
+        let services: BTreeSet<VsKey> = self.draining.keys().map(|(k, _)| *k).collect();
+        for key in services {
+            let dests = self
+                .handle
+                .destinations(kernel_key(&key))
+                .dump()
+                .execute()
+                .await?;
+            for ((k, real), since) in self.draining.range((key, (IpAddr::from([0u8; 4]), 0))..) {
+                if *k != key {
+                    break;
+                }
+                let connections = dests
+                    .iter()
+                    .find(|d| (d.addr, d.port) == *real)
+                    .and_then(|d| d.connections)
+                    .map_or(0, |c| c.active + c.inactive);
+                if connections == 0 || since.elapsed() >= self.drain_grace {
+                    done.insert((key, *real));
+                }
+            }
+        }
+        Ok(done)
     }
 
     pub fn set_ownership(&mut self, ownership: Ownership) {
@@ -107,7 +156,37 @@ impl IpvsActuator {
     /// Makes the owned part of the kernel's table equal to `tables`.
     pub async fn sync(&mut self, tables: &IpvsTables) -> Result<SyncReport, IpvsError> {
         let desired = ipvs_diff::desired_table(tables.egress.iter().chain(tables.ingress.iter()));
-        let ops = ipvs_diff::diff(&self.applied, &desired, &self.ownership);
+        // Reals found at weight 0 and not wanted (left draining by a previous run, read back)
+        // drain from now on.
+        let now = Instant::now();
+        for (key, state) in &self.applied {
+            let Some(want) = desired.get(key) else {
+                continue;
+            };
+            for (real, weight) in &state.reals {
+                if *weight == 0 && !want.reals.contains_key(real) {
+                    self.draining.entry((*key, *real)).or_insert(now);
+                }
+            }
+        }
+        // Only local endpoints drain (ingress): a pod that turns not ready may still be serving
+        // connections. A remote gateway leaves the egress table because its cluster is down or
+        // gone, and connections through it are lost anyway: it goes at once.
+        let ingress: BTreeSet<VsKey> = ipvs_diff::desired_table(tables.ingress.iter())
+            .into_keys()
+            .collect();
+        let drained = if self.drain_grace.is_zero() {
+            BTreeSet::new()
+        } else {
+            self.drained().await?
+        };
+        let ops = ipvs_diff::diff(&self.applied, &desired, &self.ownership, |k, r| {
+            if self.drain_grace.is_zero() || !ingress.contains(k) || drained.contains(&(*k, *r)) {
+                Leave::Delete
+            } else {
+                Leave::Drain
+            }
+        });
         let mut report = SyncReport {
             desired: desired.len(),
             ..SyncReport::default()
@@ -157,7 +236,9 @@ impl IpvsActuator {
             .map(|f| f.error.to_string())
             .collect();
         if report.failures.is_empty() {
-            self.applied = desired;
+            let after = ipvs_diff::after(&self.applied, &desired, &ops);
+            self.note_draining(&after, &desired);
+            self.applied = after;
         } else {
             for failure in &report.failures {
                 warn!("IPVS operation refused: {failure}");
@@ -167,6 +248,31 @@ impl IpvsActuator {
             self.resync().await?;
         }
         Ok(report)
+    }
+}
+
+impl IpvsActuator {
+    /// Keeps `draining` equal to the real servers of `after` that `desired` does not want.
+    fn note_draining(
+        &mut self,
+        after: &BTreeMap<VsKey, VsState>,
+        desired: &BTreeMap<VsKey, VsState>,
+    ) {
+        let now = Instant::now();
+        let mut still = BTreeMap::new();
+        for (key, state) in after {
+            for real in state.reals.keys() {
+                if desired.get(key).is_some_and(|d| d.reals.contains_key(real)) {
+                    continue;
+                }
+                let since = self.draining.get(&(*key, *real)).copied().unwrap_or(now);
+                still.insert((*key, *real), since);
+            }
+        }
+        for (key, real) in still.keys().filter(|k| !self.draining.contains_key(k)) {
+            debug!(service = ?key, real = ?real, "real server draining at weight 0");
+        }
+        self.draining = still;
     }
 }
 

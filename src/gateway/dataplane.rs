@@ -20,10 +20,15 @@ use crate::dataplane::sysctl;
 use crate::dataplane::vip_link::VipLink;
 use crate::desired::DesiredState;
 
+/// How often draining real servers are looked at.
+const DRAIN_CHECK: Duration = Duration::from_secs(1);
+
 pub struct IpvsDataplane {
     pub vip_cidr: IpNet,
     pub masq_mark: u32,
     pub resync_every: Duration,
+    /// How long a leaving real server may keep its connections.
+    pub drain_grace: Duration,
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
 }
@@ -41,6 +46,10 @@ impl IpvsDataplane {
             ingress: Vec::new(),
         };
         let mut ipvs = IpvsActuator::new(ownership.clone()).await?;
+        ipvs.set_drain_grace(self.drain_grace);
+        // While real servers drain, look at their connections every second.
+        let mut drain_check = tokio::time::interval(DRAIN_CHECK);
+        drain_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut nat_applied: Option<NatRules> = None;
         let mut resync_due = true;
         let mut resync = tokio::time::interval(self.resync_every);
@@ -102,6 +111,7 @@ impl IpvsDataplane {
                     }
                 }
                 _ = resync.tick() => resync_due = true,
+                _ = drain_check.tick(), if ipvs.draining() > 0 => {}
             }
         }
     }

@@ -184,6 +184,7 @@ pub async fn run(cmd: GatewayCmd) -> anyhow::Result<()> {
             vip_cidr: cmd.plan.vip_cidr,
             masq_mark: cmd.masq_mark,
             resync_every: Duration::from_secs(cmd.resync_seconds.max(1)),
+            drain_grace: Duration::from_secs(cmd.drain_seconds),
             metrics: metrics.clone(),
             health: health.clone(),
         };

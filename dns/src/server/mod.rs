@@ -27,7 +27,7 @@ use tracing::{info, Instrument};
 
 pub use self::error::ServeError;
 pub use self::options::{ServerOptions, UdpPath};
-pub use self::tcp::TcpLimits;
+pub use self::tcp::{Admitted, ConnectionSlots, TcpLimits};
 
 use self::handler::ZoneRequestHandler;
 use crate::ZoneHandle;

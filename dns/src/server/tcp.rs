@@ -37,11 +37,66 @@ const HEADER: usize = 12;
 /// How long `accept` backs off when the process is out of descriptors or memory.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
-/// The connections of one listener, oldest first, each with the token that closes it.
-#[derive(Default)]
-struct Connections {
-    next: u64,
-    open: BTreeMap<u64, CancellationToken>,
+/// The connections of one listener, oldest first, each with the token that closes it: at the
+/// cap, admitting a new one closes the oldest. (mcwan's admin endpoint uses it too.)
+#[derive(Debug)]
+pub struct ConnectionSlots {
+    max: usize,
+    open: Mutex<(u64, BTreeMap<u64, CancellationToken>)>,
+}
+
+/// One admitted connection: close it when `token` fires; give its slot back with
+/// [`ConnectionSlots::release`].
+#[derive(Debug)]
+pub struct Admitted {
+    pub id: u64,
+    pub token: CancellationToken,
+    /// How many older connections were closed to make room.
+    pub evicted: usize,
+}
+
+impl ConnectionSlots {
+    pub fn new(max: usize) -> Self {
+        Self {
+            max: max.max(1),
+            open: Mutex::new((0, BTreeMap::new())),
+        }
+    }
+
+    /// Admits a connection (closed when `parent` fires too), closing the oldest at the cap.
+    pub fn admit(&self, parent: &CancellationToken) -> Admitted {
+        let token = parent.child_token();
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let mut evicted = 0;
+        while open.1.len() >= self.max {
+            if let Some((_, oldest)) = open.1.pop_first() {
+                oldest.cancel();
+                evicted += 1;
+            }
+        }
+        let id = open.0;
+        open.0 += 1;
+        open.1.insert(id, token.clone());
+        Admitted { id, token, evicted }
+    }
+
+    /// Gives the slot of a connection that ended back.
+    pub fn release(&self, id: u64) {
+        self.open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .1
+            .remove(&id);
+    }
+
+    /// Connections held now.
+    pub fn len(&self) -> usize {
+        self.open.lock().unwrap_or_else(|p| p.into_inner()).1.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Serves `listener` until `cancel` fires.
@@ -52,7 +107,7 @@ pub(super) async fn serve_tcp(
     limits: TcpLimits,
     cancel: CancellationToken,
 ) {
-    let connections = Arc::new(Mutex::new(Connections::default()));
+    let slots = Arc::new(ConnectionSlots::new(limits.max_connections));
     let mut tasks = JoinSet::new();
     let mut shed = Shed::default();
     loop {
@@ -73,23 +128,13 @@ pub(super) async fn serve_tcp(
                 continue;
             }
         };
-        let token = cancel.child_token();
-        let id = {
-            let mut open = connections.lock().unwrap_or_else(|p| p.into_inner());
-            while open.open.len() >= limits.max_connections.max(1) {
-                if let Some((_, oldest)) = open.open.pop_first() {
-                    oldest.cancel();
-                    shed.closed_oldest();
-                }
-            }
-            let id = open.next;
-            open.next += 1;
-            open.open.insert(id, token.clone());
-            id
-        };
+        let Admitted { id, token, evicted } = slots.admit(&cancel);
+        for _ in 0..evicted {
+            shed.closed_oldest();
+        }
         let zones = zones.clone();
         let observer = observer.clone();
-        let connections = connections.clone();
+        let slots = slots.clone();
         tasks.spawn(async move {
             tokio::select! {
                 () = token.cancelled() => {}
@@ -99,11 +144,7 @@ pub(super) async fn serve_tcp(
                     }
                 }
             }
-            connections
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .open
-                .remove(&id);
+            slots.release(id);
         });
         // Reap finished connections so the set does not grow.
         while tasks.try_join_next().is_some() {}
