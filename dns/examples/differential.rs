@@ -198,10 +198,10 @@ fn main() {
         .collect();
     let count: u64 = args[4].parse().expect("COUNT");
     let seed: u64 = args.get(5).map_or(1, |s| s.parse().expect("SEED"));
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("a UDP socket on loopback");
     socket
         .set_read_timeout(Some(Duration::from_millis(500)))
-        .unwrap();
+        .expect("a read timeout");
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let (mut asked, mut differ, mut truncated) = (0u64, 0u64, 0u64);
     let mut rcodes = std::collections::BTreeMap::<u16, u64>::new();
