@@ -33,6 +33,10 @@ impl FieldError {
     }
 }
 
+/// Marks a WANPolicy as the default of its cluster, as `storageclass.kubernetes.io/is-default-class`
+/// does a StorageClass.
+pub const DEFAULT_POLICY_ANNOTATION: &str = "mcw.l7mp.io/is-default-policy";
+
 /// The label that ties a Kubernetes EndpointSlice to its Service.
 pub const LABEL_K8S_SERVICE_NAME: &str = "kubernetes.io/service-name";
 
@@ -329,6 +333,23 @@ pub fn wan_policy(policy: &crd::WanPolicy) -> Result<WanPolicy, FieldError> {
             ));
         }
     }
+    let field = format!("metadata.annotations[\"{DEFAULT_POLICY_ANNOTATION}\"]");
+    let is_default = match policy
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(DEFAULT_POLICY_ANNOTATION))
+        .map(String::as_str)
+    {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(FieldError::new(
+                field,
+                format!("{other:?} is not \"true\" or \"false\""),
+            ))
+        }
+    };
     Ok(WanPolicy {
         name,
         tunnel: spec.tunnel.clone(),
@@ -339,5 +360,6 @@ pub fn wan_policy(policy: &crd::WanPolicy) -> Result<WanPolicy, FieldError> {
             latency_ms: sla.latency_ms,
             loss_percent: sla.loss_percent,
         },
+        is_default,
     })
 }

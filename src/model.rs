@@ -243,6 +243,10 @@ pub struct WanPolicy {
     /// How many ingress ports the class owns, from `port` on (`spec.portCount`, default 1).
     pub port_count: u16,
     pub sla: Sla,
+    /// Marked the default of its cluster (annotation `mcw.l7mp.io/is-default-policy: "true"`):
+    /// the policy of exports that name none.
+    #[serde(default)]
+    pub is_default: bool,
 }
 
 impl WanPolicy {

@@ -43,6 +43,24 @@ pub fn usable(
             }
         }
     }
+    let marked: Vec<&str> = out
+        .values()
+        .filter(|p| p.is_default)
+        .map(|p| p.name.as_str())
+        .collect();
+    if marked.len() > 1 {
+        for name in &marked {
+            problems.push(Problem::error(
+                Some(cluster),
+                ObjectRef::cluster_scoped("WANPolicy", name),
+                Some("metadata.annotations[\"mcw.l7mp.io/is-default-policy\"]"),
+                format!(
+                    "several WANPolicies are marked default ({}): exports that name no policy are not exported until all but one are unmarked",
+                    marked.join(", ")
+                ),
+            ));
+        }
+    }
     out
 }
 
@@ -105,6 +123,7 @@ mod tests {
             port,
             port_count,
             sla: Default::default(),
+            is_default: false,
         }
     }
 

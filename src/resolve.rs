@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::jiff::Timestamp;
 use serde::Serialize;
 
+use crate::convert::DEFAULT_POLICY_ANNOTATION;
 use crate::crd::{AFFINITY_ANNOTATION, CLUSTER_PRIORITY_ANNOTATION, WAN_POLICY_ANNOTATION};
 use crate::model::{
     ClusterId, ClusterObjects, Placement, Service, ServiceKey, ServicePort, ServiceType,
@@ -55,6 +56,8 @@ pub struct ExportView {
     /// The WAN policy the export asked for (or the default), and whether it was found.
     pub policy_name: Option<String>,
     pub policy: Option<WanPolicy>,
+    /// Why the policy is the default, when the export names none.
+    pub default_because: Option<&'static str>,
     pub invalid: Option<Invalid>,
     /// Conflict reasons (MCS reason names) and one message saying what and who won.
     pub conflict_reasons: Vec<&'static str>,
@@ -119,12 +122,16 @@ pub fn resolve(
     let no_policies = BTreeMap::new();
     for (cluster, objects) in clusters {
         let cluster_policies = policies.get(cluster).unwrap_or(&no_policies);
+        let default = DefaultPolicy::of(default_policy, cluster_policies);
         for export in objects.exports.values() {
             let service = objects.services.get(&export.key);
-            let policy_name = export
-                .wan_policy
-                .clone()
-                .or_else(|| default_policy.map(str::to_owned));
+            let (policy_name, default_because) = match (&export.wan_policy, &default) {
+                (Some(name), _) => (Some(name.clone()), None),
+                (None, DefaultPolicy::Chosen { name, because }) => {
+                    (Some(name.clone()), Some(*because))
+                }
+                (None, _) => (None, None),
+            };
             let policy = policy_name
                 .as_ref()
                 .and_then(|n| cluster_policies.get(n))
@@ -148,6 +155,7 @@ pub fn resolve(
                     export.wan_policy.as_deref(),
                     policy_name.as_deref(),
                     policy.is_some(),
+                    &default,
                 ),
             };
             if invalid.is_none() {
@@ -169,6 +177,7 @@ pub fn resolve(
                     created: export.created,
                     policy_name,
                     policy,
+                    default_because,
                     invalid,
                     conflict_reasons: Vec::new(),
                     conflict_message: String::new(),
@@ -197,11 +206,58 @@ pub fn resolve(
     res
 }
 
+/// The WAN policy of a cluster's exports that name none, following the Kubernetes convention
+/// for defaults (StorageClass, IngressClass): the gateway's `--default-wan-policy` if given,
+/// else the one policy marked `mcw.l7mp.io/is-default-policy: "true"`, else the cluster's only
+/// policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DefaultPolicy {
+    Chosen {
+        name: String,
+        because: &'static str,
+    },
+    /// Several policies are marked default: none is chosen.
+    Ambiguous(Vec<String>),
+    /// No policy at all, or several and none marked.
+    Missing {
+        policies: usize,
+    },
+}
+
+impl DefaultPolicy {
+    pub fn of(configured: Option<&str>, policies: &BTreeMap<String, WanPolicy>) -> Self {
+        if let Some(name) = configured {
+            return Self::Chosen {
+                name: name.to_owned(),
+                because: "the gateway's --default-wan-policy",
+            };
+        }
+        let marked: Vec<String> = policies
+            .values()
+            .filter(|p| p.is_default)
+            .map(|p| p.name.clone())
+            .collect();
+        match (marked.as_slice(), policies.len()) {
+            ([one], _) => Self::Chosen {
+                name: one.clone(),
+                because: "the WANPolicy marked mcw.l7mp.io/is-default-policy",
+            },
+            ([], 1) => Self::Chosen {
+                name: policies.keys().next().cloned().unwrap_or_default(),
+                because: "the only WANPolicy of the cluster",
+            },
+            ([], n) => Self::Missing { policies: n },
+            _ => Self::Ambiguous(marked),
+        }
+    }
+}
+
 fn policy_problem(
     service: &Service,
     requested: Option<&str>,
     name: Option<&str>,
     found: bool,
+    default: &DefaultPolicy,
 ) -> Option<Invalid> {
     let field = Some(format!("metadata.annotations[\"{WAN_POLICY_ANNOTATION}\"]"));
     match (name, found) {
@@ -211,7 +267,18 @@ fn policy_problem(
         (None, false) => Some(Invalid {
             reason: reason::UNKNOWN_WAN_POLICY,
             field,
-            message: format!("no {WAN_POLICY_ANNOTATION} annotation and no default WAN policy is configured"),
+            message: match default {
+                DefaultPolicy::Ambiguous(names) => format!(
+                    "no {WAN_POLICY_ANNOTATION} annotation, and several WANPolicies are marked default ({}): unmark all but one",
+                    names.join(", ")
+                ),
+                DefaultPolicy::Missing { policies: 0 } => format!(
+                    "no {WAN_POLICY_ANNOTATION} annotation and no WANPolicy in this cluster: create one (a cluster's only WANPolicy is the default)"
+                ),
+                _ => format!(
+                    "no {WAN_POLICY_ANNOTATION} annotation, and none of this cluster's WANPolicies is the default: annotate the export, or mark one policy {DEFAULT_POLICY_ANNOTATION}: \"true\""
+                ),
+            },
         }),
         (Some(n), false) if requested.is_some() => Some(Invalid {
             reason: reason::UNKNOWN_WAN_POLICY,

@@ -433,3 +433,19 @@ fn a_duplicated_endpoint_slice_is_reported_and_counted_once() {
         ["EndpointSlice secure/good-1", "EndpointSlice secure/good-1"]
     );
 }
+
+#[test]
+fn the_default_policy_annotation_is_read_and_a_bad_value_named() {
+    let catalog = load_dir(example()).unwrap();
+    let policies = &catalog.clusters["cluster-1"].wan_policies;
+    assert!(policies["sd-wan-priority-low"].is_default);
+    assert!(!policies["sd-wan-priority-high"].is_default);
+    let dir = catalog_with("apiVersion: mcw.l7mp.io/v1alpha1\nkind: WANPolicy\nmetadata: {name: p, annotations: {mcw.l7mp.io/is-default-policy: \"yes\"}}\nspec: {tunnel: business, port: 31000}\n");
+    let catalog = load_dir(dir.path()).unwrap();
+    let p = &catalog.problems[0];
+    assert_eq!(p.object.to_string(), "WANPolicy p");
+    assert_eq!(
+        p.field.as_deref(),
+        Some("metadata.annotations[\"mcw.l7mp.io/is-default-policy\"]")
+    );
+}

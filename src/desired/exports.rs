@@ -74,9 +74,13 @@ pub(super) fn statuses(ctx: &Context<'_>) -> Vec<ExportStatus> {
                     type_: "Valid",
                     status: true,
                     reason: reason::VALID,
-                    message: match &view.policy {
-                        Some(p) => format!("exported with WANPolicy {} (tunnel class {})", p.name, p.tunnel),
-                        None => "exported (headless: carried without a WAN policy)".to_owned(),
+                    message: match (&view.policy, view.default_because) {
+                        (Some(p), None) => format!("exported with WANPolicy {} (tunnel class {})", p.name, p.tunnel),
+                        (Some(p), Some(because)) => format!(
+                            "exported with WANPolicy {} (tunnel class {}): the export names none, and it is {because}",
+                            p.name, p.tunnel
+                        ),
+                        (None, _) => "exported (headless: carried without a WAN policy)".to_owned(),
                     },
                 },
                 Some(invalid) => Condition {

@@ -18,6 +18,7 @@ fn mk_policy(name: &str, tunnel: &str, port: u16, count: u16) -> WanPolicy {
         port,
         port_count: count,
         sla: Sla::default(),
+        is_default: false,
     }
 }
 
@@ -649,6 +650,85 @@ fn default_wan_policy_applies_to_exports_without_the_annotation() {
     let status = export_status(&with, "payment");
     assert_eq!(status.tunnel.as_deref(), Some("default"));
     assert!((31200..=31209).contains(&status.ingress[0].ingress_port));
+}
+
+/// payment exported from cluster-1 with no policy annotation, under `policies` (name, marked
+/// default) in cluster-1: the Valid condition.
+fn plain_export_valid(policies: &[(&str, bool)]) -> (Condition, DesiredState) {
+    let mut c = mk_catalog(2);
+    export_payment(&mut c, "cluster-1", "payment", "high", None);
+    let o = objects(&mut c, "cluster-1");
+    o.exports.get_mut(&key("payment")).unwrap().wan_policy = None;
+    o.wan_policies.clear();
+    for (i, (name, marked)) in policies.iter().enumerate() {
+        let mut p = mk_policy(name, &format!("class-{i}"), 31100 + 100 * i as u16, 10);
+        p.is_default = *marked;
+        o.wan_policies.insert(p.name.clone(), p);
+    }
+    let state = plan(&c, "cluster-1");
+    let valid = export_status(&state, "payment")
+        .condition("Valid")
+        .unwrap()
+        .clone();
+    (valid, state)
+}
+
+#[test]
+fn a_plain_export_takes_the_only_policy_or_the_one_marked_default() {
+    let (valid, _) = plain_export_valid(&[("sd-wan-priority-high", false)]);
+    assert!(valid.status, "{valid:?}");
+    assert!(
+        valid.message.contains("WANPolicy sd-wan-priority-high")
+            && valid.message.contains("the only WANPolicy of the cluster"),
+        "{}",
+        valid.message
+    );
+    let (valid, state) = plain_export_valid(&[("high", false), ("low", true)]);
+    assert!(valid.status, "{valid:?}");
+    assert!(
+        valid.message.contains("WANPolicy low")
+            && valid
+                .message
+                .contains("marked mcw.l7mp.io/is-default-policy"),
+        "{}",
+        valid.message
+    );
+    assert_eq!(
+        export_status(&state, "payment").tunnel.as_deref(),
+        Some("class-1")
+    );
+}
+
+#[test]
+fn a_plain_export_without_a_default_says_what_to_do() {
+    let (valid, _) = plain_export_valid(&[]);
+    assert!(!valid.status);
+    assert_eq!(valid.reason, reason::UNKNOWN_WAN_POLICY);
+    assert!(valid.message.contains("create one"), "{}", valid.message);
+    let (valid, _) = plain_export_valid(&[("high", false), ("low", false)]);
+    assert!(!valid.status);
+    assert!(
+        valid
+            .message
+            .contains("mcw.l7mp.io/is-default-policy: \"true\""),
+        "{}",
+        valid.message
+    );
+    // Two marked: the export says so, and each policy has a problem naming both.
+    let (valid, state) = plain_export_valid(&[("high", true), ("low", true)]);
+    assert!(!valid.status);
+    assert!(valid.message.contains("(high, low)"), "{}", valid.message);
+    let named: Vec<String> = state
+        .problems
+        .iter()
+        .filter(|p| p.object.kind == "WANPolicy")
+        .filter(|p| {
+            p.message
+                .contains("several WANPolicies are marked default (high, low)")
+        })
+        .map(|p| p.object.to_string())
+        .collect();
+    assert_eq!(named, ["WANPolicy high", "WANPolicy low"]);
 }
 
 #[test]

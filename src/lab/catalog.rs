@@ -1,7 +1,9 @@
 //! The lab's static catalog: the seed's user stories on three clusters.
 //!
 //! - cluster-1 exports `secure/payment` on `sd-wan-priority-high` (tunnel class `business`) and
-//!   `insecure/logging` on `sd-wan-priority-low` (class `default`), and the L7 split of one
+//!   `insecure/logging` as a plain MCS ServiceExport (no annotation), which takes the default
+//!   policy `sd-wan-priority-low` (class `default`, marked `mcw.l7mp.io/is-default-policy`),
+//!   and the L7 split of one
 //!   payment backend as two exports, `secure/payment-high-prio` (high) and
 //!   `secure/payment-low-prio` (low);
 //! - cluster-3 exports `secure/payment` too, as the standby: both exports rank cluster-1 first
@@ -20,6 +22,9 @@ pub const POLICIES: [(&str, &str, u16); 2] = [
     ("sd-wan-priority-high", "business", 31111),
     ("sd-wan-priority-low", "default", 31211),
 ];
+
+/// The policy marked default: exports that name none (logging) take it.
+pub const DEFAULT_POLICY: &str = POLICIES[1].0;
 
 /// How many ingress ports each policy owns from its WAN port on.
 const PORT_COUNT: u16 = 10;
@@ -125,7 +130,12 @@ pub fn manifests(cluster: u8) -> Vec<(String, String)> {
     let policies: Vec<String> = POLICIES
         .iter()
         .map(|(name, tunnel, port)| {
-            format!("apiVersion: mcw.l7mp.io/v1alpha1\nkind: WANPolicy\nmetadata: {{name: {name}}}\nspec: {{tunnel: {tunnel}, port: {port}, portCount: {PORT_COUNT}}}\n")
+            let default = if *name == DEFAULT_POLICY {
+                ", annotations: {mcw.l7mp.io/is-default-policy: \"true\"}"
+            } else {
+                ""
+            };
+            format!("apiVersion: mcw.l7mp.io/v1alpha1\nkind: WANPolicy\nmetadata: {{name: {name}{default}}}\nspec: {{tunnel: {tunnel}, port: {port}, portCount: {PORT_COUNT}}}\n")
         })
         .collect();
     files.push(("wanpolicies.yaml".to_owned(), policies.join("---\n")));
@@ -155,9 +165,19 @@ fn service(cluster: u8, e: &Export) -> String {
             )
         })
         .collect();
-    let priority = priority
-        .map(|p| format!(", mcw.l7mp.io/cluster-priority: \"{p}\""))
-        .unwrap_or_default();
+    // logging is exported as the MCS API examples do it: no annotation, the default policy.
+    let plain = *name == "logging" && *policy == DEFAULT_POLICY;
+    let mut annotations: Vec<String> = Vec::new();
+    if !plain {
+        annotations.push(format!("mcw.l7mp.io/mc-wan-policy: {policy}"));
+    }
+    if let Some(p) = priority {
+        annotations.push(format!("mcw.l7mp.io/cluster-priority: \"{p}\""));
+    }
+    let annotations = match annotations.is_empty() {
+        true => String::new(),
+        false => format!(", annotations: {{{}}}", annotations.join(", ")),
+    };
     format!(
         "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: {namespace}}}\n\
          spec: {{ports: [{{name: http, port: {SERVICE_PORT}}}]}}\n---\n\
@@ -165,6 +185,59 @@ fn service(cluster: u8, e: &Export) -> String {
          metadata: {{name: {name}-1, namespace: {namespace}, labels: {{kubernetes.io/service-name: {name}}}}}\n\
          addressType: IPv4\nports: [{{name: http, port: {SERVICE_PORT}}}]\nendpoints:\n{endpoints}---\n\
          apiVersion: multicluster.x-k8s.io/v1alpha1\nkind: ServiceExport\n\
-         metadata: {{name: {name}, namespace: {namespace}, annotations: {{mcw.l7mp.io/mc-wan-policy: {policy}{priority}}}}}\n"
+         metadata: {{name: {name}, namespace: {namespace}{annotations}}}\n"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lab's catalog as `mcwan demo` writes it, planned for cluster-2: logging, exported
+    /// without an annotation, comes through the default policy's class.
+    #[test]
+    fn the_plain_logging_export_takes_the_default_policy() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("clusterset.yaml"),
+            clusterset(WanKind::Sdwan, 3, &[]),
+        )
+        .unwrap();
+        for i in 1..=3 {
+            let cluster = dir.path().join(format!("cluster-{i}"));
+            std::fs::create_dir_all(&cluster).unwrap();
+            for (file, text) in manifests(i) {
+                std::fs::write(cluster.join(file), text).unwrap();
+            }
+        }
+        let catalog = crate::catalog::load_dir(dir.path()).unwrap();
+        let state = crate::desired::compute(crate::desired::Inputs {
+            catalog: &catalog,
+            cluster_id: "cluster-1",
+            config: &Default::default(),
+            previous: &Default::default(),
+            down: &Default::default(),
+        });
+        let logging = state
+            .exports
+            .iter()
+            .find(|e| e.key.name == "logging")
+            .unwrap();
+        assert_eq!(logging.tunnel.as_deref(), Some("default"));
+        let valid = logging.condition("Valid").unwrap();
+        assert!(
+            valid
+                .message
+                .contains("marked mcw.l7mp.io/is-default-policy"),
+            "{valid:?}"
+        );
+        assert!(
+            state
+                .problems
+                .iter()
+                .all(|p| p.severity != crate::problem::Severity::Error),
+            "{:#?}",
+            state.problems
+        );
+    }
 }

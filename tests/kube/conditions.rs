@@ -2,14 +2,83 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::support::*;
 
 crate::on_both_api_servers!(
     an_unknown_wan_policy_is_valid_false_naming_it_and_a_warning_event,
     conflicting_exports_are_flagged_on_every_export_and_the_oldest_wins,
+    a_plain_mcs_export_takes_the_default_wan_policy,
 );
+
+/// A ServiceExport as the MCS API examples write it (no mcw.l7mp.io annotation) takes the
+/// cluster's only WANPolicy; with two and none marked it says what to do; marking one
+/// `mcw.l7mp.io/is-default-policy: "true"` makes it the default.
+async fn a_plain_mcs_export_takes_the_default_wan_policy(backend: Backend) {
+    let cs = Clusterset::start(backend, 2).await;
+    let api = cs.api(0);
+    api.create(mk_service("shop", "cart", &[("http", 80)]))
+        .await;
+    api.create(mk_slice(
+        "shop",
+        "cart",
+        &[("a", "10.1.0.1")],
+        &[("http", 8080)],
+    ))
+    .await;
+    api.create(mk_export("shop", "cart", None)).await;
+    let export = cs
+        .wait_for_object(0, MCS, "serviceexports", Some("shop"), "cart", |e| {
+            condition_is(e, "Valid", "True")
+        })
+        .await;
+    let message = condition(&export, "Valid").unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.contains("WANPolicy gold") && message.contains("the only WANPolicy"),
+        "{message}"
+    );
+    cs.wait_for_object(1, MCS, "serviceimports", Some("shop"), "cart", |_| true)
+        .await;
+
+    // A second policy, none marked: which one is meant is not known, and the export says how
+    // to tell.
+    api.create(mk_policy("silver", "silver", 32000, 100)).await;
+    let export = cs
+        .wait_for_object(0, MCS, "serviceexports", Some("shop"), "cart", |e| {
+            condition_is(e, "Valid", "False")
+        })
+        .await;
+    let message = condition(&export, "Valid").unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.contains("mcw.l7mp.io/is-default-policy"),
+        "{message}"
+    );
+
+    // Marked default: silver carries it.
+    let mut silver = mk_policy("silver", "silver", 32000, 100);
+    silver["metadata"]["annotations"] = json!({"mcw.l7mp.io/is-default-policy": "true"});
+    api.apply(silver, "test").await;
+    let export = cs
+        .wait_for_object(0, MCS, "serviceexports", Some("shop"), "cart", |e| {
+            condition_is(e, "Valid", "True")
+        })
+        .await;
+    let message = condition(&export, "Valid").unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.contains("WANPolicy silver") && message.contains("marked"),
+        "{message}"
+    );
+}
 
 async fn an_unknown_wan_policy_is_valid_false_naming_it_and_a_warning_event(backend: Backend) {
     let cs = Clusterset::start(backend, 2).await;
