@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // test helpers fail the test on any error
 
-use std::net::UdpSocket;
+use std::net::{ToSocketAddrs, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -262,23 +262,51 @@ fn a_broken_catalog_keeps_the_last_good_zone() {
 }
 
 #[test]
-fn health_probes_are_echoed_and_nothing_else_is() {
+fn health_probes_are_echoed_on_the_gateways_own_addresses_and_nothing_else_is() {
     let health = free_port();
-    let _gw = start_with_health_port("cluster-2", health);
+    let gw = start_with_health_port("cluster-2", health);
+    // SD-WAN mode on loopback addresses: cluster-2's gateway is 127.0.0.12 on every class.
+    std::fs::write(
+        gw.catalog.path().join("clusterset.yaml"),
+        "name: example\nwan: sdwan\nclusters:\n\
+         - {id: cluster-1, index: 1, gateway: {wanAddress: 127.0.0.11, sdwanEdges: {business: 127.0.0.21, default: 127.0.0.22}}}\n\
+         - {id: cluster-2, index: 2, gateway: {wanAddress: 127.0.0.12, sdwanEdges: {business: 127.0.0.21, default: 127.0.0.22}}}\n",
+    )
+    .unwrap();
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     socket
-        .set_read_timeout(Some(Duration::from_millis(500)))
+        .set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
     let probe = [&b"MCWAN-HC1"[..], &7u64.to_be_bytes()].concat();
     let mut buf = [0u8; 64];
-    socket.send_to(&probe, ("127.0.0.1", health)).unwrap();
-    let (n, _) = socket.recv_from(&mut buf).unwrap();
-    assert_eq!(&buf[..n], &probe[..]);
-    // Junk, and a probe with trailing bytes (amplification), get no answer.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        socket.send_to(&probe, ("127.0.0.12", health)).unwrap();
+        if let Ok((n, from)) = socket.recv_from(&mut buf) {
+            assert_eq!(&buf[..n], &probe[..]);
+            assert_eq!(
+                from,
+                ("127.0.0.12", health)
+                    .to_socket_addrs()
+                    .unwrap()
+                    .next()
+                    .unwrap()
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no echo on the gateway's own address"
+        );
+    }
+    // Junk, a probe with trailing bytes (amplification), and a probe to an address that is not
+    // the gateway's, get no answer.
     for junk in [&b"hello"[..], &[&probe[..], b"more"].concat()] {
-        socket.send_to(junk, ("127.0.0.1", health)).unwrap();
+        socket.send_to(junk, ("127.0.0.12", health)).unwrap();
         assert!(socket.recv_from(&mut buf).is_err(), "answered {junk:?}");
     }
+    socket.send_to(&probe, ("127.0.0.1", health)).unwrap();
+    assert!(socket.recv_from(&mut buf).is_err(), "answered on 127.0.0.1");
 }
 
 #[test]

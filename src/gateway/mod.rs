@@ -135,26 +135,14 @@ pub async fn run(cmd: GatewayCmd) -> anyhow::Result<()> {
         info!("built-in example: health probing is off (its peers are not on this host)");
     }
     if cmd.health_port != 0 && !example {
-        let socket =
-            std::net::UdpSocket::bind(("0.0.0.0", cmd.health_port)).with_context(|| {
-                format!(
-                    "cannot answer health probes on UDP port {}",
-                    cmd.health_port
-                )
-            })?;
-        let span = info_span!("health_responder", port = cmd.health_port);
-        tasks.spawn({
-            let cancel = cancel.child_token();
-            async move {
-                tokio::task::spawn_blocking(move || {
-                    let _entered = span.enter();
-                    crate::probe::respond(&socket, &cancel)
-                })
-                .await
-                .context("the health responder's thread failed")?
-                .map_err(anyhow::Error::from)
-            }
-        });
+        tasks.spawn(
+            crate::probe::serve_responders(
+                cmd.health_port,
+                reconciler.subscribe(),
+                cancel.child_token(),
+            )
+            .instrument(info_span!("health_responder", port = cmd.health_port)),
+        );
         let (down_tx, down_rx) =
             tokio::sync::watch::channel(crate::desired::DownClusters::default());
         reconciler.follow_health(down_rx);

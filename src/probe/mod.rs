@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-pub use responder::{respond, MAGIC};
+pub use responder::{local_addresses, respond, serve as serve_responders, MAGIC};
 pub use state::{PeerHealth, Thresholds};
 
 use crate::admin::Metrics;
