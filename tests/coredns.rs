@@ -242,6 +242,12 @@ fn the_patched_kubeadm_corefile_answers_clusterset_names_as_the_gateway_and_clus
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    // /ready can say 200 before the DNS listeners are bound: CoreDNS runs its plugins'
+    // startup (the ready listener, the kubernetes plugin's first sync) before it listens, and
+    // a query in between is refused. Ready is when it answers on its own port too.
+    wait_until("CoreDNS answers on its DNS port", || {
+        answer(dns, "dns-version.clusterset.local", "TXT").0 != "no answer"
+    });
 
     // clusterset.local: the gateway's answers, through CoreDNS.
     for (name, rtype) in [
