@@ -105,23 +105,41 @@ impl ApiServer {
     /// Starts a new, empty control plane named `name` (the kubeconfig's context) and waits
     /// until it is ready.
     pub fn start(name: &str) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("mcwan-apiserver-")
-            .tempdir()
-            .unwrap();
-        let mut server = Self {
-            name: name.to_owned(),
-            dir,
-            server: String::new(),
-            process: None,
-        };
-        server.resume();
-        server
+        // The control plane picks its three ports free and binds them a moment later; another
+        // test's listener can take one in between. A new state directory picks new ports.
+        let mut attempt = 1;
+        loop {
+            let dir = tempfile::Builder::new()
+                .prefix("mcwan-apiserver-")
+                .tempdir()
+                .unwrap();
+            let mut server = Self {
+                name: name.to_owned(),
+                dir,
+                server: String::new(),
+                process: None,
+            };
+            match server.try_resume() {
+                Ok(()) => return server,
+                Err(log) if attempt < 3 && log.contains("address already in use") => {
+                    eprintln!("{name}: a port was taken before the control plane bound it; again");
+                    attempt += 1;
+                }
+                Err(log) => panic!("{name}: the control plane did not start:\n{log}"),
+            }
+        }
     }
 
     /// Serves the state directory again (after [`ApiServer::stop`]): same port, same objects,
     /// resource versions going on.
     pub fn resume(&mut self) {
+        if let Err(log) = self.try_resume() {
+            panic!("{}: the control plane did not start:\n{log}", self.name);
+        }
+    }
+
+    /// [`ApiServer::resume`], or the log's tail when the control plane does not start.
+    fn try_resume(&mut self) -> Result<(), String> {
         assert!(self.process.is_none(), "{} is running", self.name);
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -142,15 +160,14 @@ impl ApiServer {
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut ready = String::new();
         stdout.read_line(&mut ready).unwrap();
-        let ready: Value = serde_json::from_str(&ready).unwrap_or_else(|_| {
-            panic!(
-                "{}: the control plane did not start:\n{}",
-                self.name,
-                self.log_tail()
-            )
-        });
+        let Ok(ready) = serde_json::from_str::<Value>(&ready) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(self.log_tail());
+        };
         self.server = ready["server"].as_str().unwrap().to_owned();
         self.process = Some((child, stdin, stdout));
+        Ok(())
     }
 
     /// Freezes the control plane (SIGSTOP): connections stay open and nothing answers, as with
