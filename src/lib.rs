@@ -29,6 +29,7 @@ pub mod crd;
 pub mod dataplane;
 pub mod demo;
 pub mod desired;
+pub mod files;
 pub mod gateway;
 pub mod kube;
 pub mod lab;

@@ -12,7 +12,6 @@
 //! a crash it holds either the old allocations or the new ones, never a mix.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -82,7 +81,7 @@ impl StateFile {
             vips: vips.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
         };
         let bytes = serde_json::to_vec_pretty(&on_disk).map_err(std::io::Error::other)?;
-        replace_atomically(&self.path, &bytes)?;
+        crate::files::replace_atomically(&self.path, &bytes)?;
         self.saved = vips.clone();
         Ok(())
     }
@@ -110,18 +109,6 @@ fn parse(bytes: &[u8], cluster_id: &str) -> anyhow::Result<BTreeMap<ServiceKey, 
             Ok((ServiceKey::new(namespace, name), vip))
         })
         .collect()
-}
-
-fn replace_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let aside = path.with_extension("json.new");
-    {
-        let mut f = std::fs::File::create(&aside)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&aside, path)?;
-    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]
