@@ -44,6 +44,11 @@ pub enum Command {
     Export(crate::kube::cli::ExportCmd),
     /// Withdraw a Service's export: delete its ServiceExport (Kubernetes).
     Unexport(crate::kube::cli::UnexportCmd),
+    /// Import a service from a given ingress gateway, where the exporting cluster is not
+    /// watched: write its WANImport (Kubernetes, or a static catalog with --catalog).
+    Import(crate::kube::cli::ImportCmd),
+    /// Withdraw an import made with `mcwan import`: delete its WANImport.
+    Unimport(crate::kube::cli::UnimportCmd),
     /// Print the CustomResourceDefinitions mcwan uses, as YAML.
     Crds,
     /// Show the clusterset at work: three clusters on this host (in network namespaces, or in
@@ -261,6 +266,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             output,
         }) => crate::kube::cli::status(kube, output),
         Command::Export(cmd) => crate::kube::cli::export(cmd),
+        Command::Import(cmd) => crate::kube::cli::import(cmd),
+        Command::Unimport(cmd) => crate::kube::cli::unimport(cmd),
         Command::Unexport(cmd) => crate::kube::cli::unexport(cmd),
         Command::Status(cmd) => {
             let gateway = cmd.gateway.unwrap_or_default();

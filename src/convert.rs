@@ -12,7 +12,7 @@ use crate::crd;
 use crate::model::{
     Affinity, ClusterId, Endpoint, EndpointPort, EndpointSlice, ExportGroup, Placement, Protocol,
     Service, ServiceExport, ServiceKey, ServicePort, ServiceType, SessionAffinity, Sla, TargetPort,
-    WanPolicy,
+    WanImport, WanImportPort, WanPolicy,
 };
 use crate::validate::{is_dns_label, is_dns_subdomain, is_port_name};
 
@@ -296,6 +296,78 @@ pub fn cluster_priority(value: &str) -> Result<BTreeMap<ClusterId, u32>, String>
         return Err("empty: list <cluster-id>=<priority> pairs or remove the annotation".into());
     }
     Ok(out)
+}
+
+/// A `WANImport`: the service's key, the ingress gateway's address and the ports.
+pub fn wan_import(import: &crd::WanImport) -> Result<WanImport, FieldError> {
+    let key = key_of(&import.metadata)?;
+    let spec = &import.spec;
+    let ingress_gateway = spec.ingress_gateway.trim().parse::<IpAddr>().map_err(|_| {
+        FieldError::new(
+            "spec.ingressGateway",
+            format!(
+                "{:?} is not an IP address (the GW_IP_ADDRESS `mcwan status` prints on the exporting cluster)",
+                spec.ingress_gateway
+            ),
+        )
+    })?;
+    if let Some(policy) = &spec.wan_policy {
+        if !is_dns_subdomain(policy) {
+            return Err(FieldError::new(
+                "spec.wanPolicy",
+                format!("{policy:?} is not a WANPolicy name"),
+            ));
+        }
+    }
+    if spec.ports.is_empty() {
+        return Err(FieldError::new(
+            "spec.ports",
+            "empty: name the service's ports",
+        ));
+    }
+    let mut ports: Vec<WanImportPort> = Vec::new();
+    for (i, p) in spec.ports.iter().enumerate() {
+        let name = p.name.clone().unwrap_or_default();
+        if !name.is_empty() && !is_port_name(&name) {
+            return Err(FieldError::new(
+                format!("spec.ports[{i}].name"),
+                format!("{name:?} is not a valid port name"),
+            ));
+        }
+        let port = WanImportPort {
+            name,
+            protocol: protocol(p.protocol.as_deref(), || {
+                format!("spec.ports[{i}].protocol")
+            })?,
+            port: port_number(p.port, || format!("spec.ports[{i}].port"))?,
+            ingress_port: p
+                .ingress_port
+                .map(|n| port_number(n, || format!("spec.ports[{i}].ingressPort")))
+                .transpose()?,
+        };
+        if ports
+            .iter()
+            .any(|q| q.port == port.port && q.protocol == port.protocol)
+        {
+            return Err(FieldError::new(
+                format!("spec.ports[{i}]"),
+                format!("{}/{} is listed twice", port.port, port.protocol),
+            ));
+        }
+        if spec.ports.len() > 1 && port.name.is_empty() {
+            return Err(FieldError::new(
+                format!("spec.ports[{i}].name"),
+                "missing: every port of a service with several ports needs a name",
+            ));
+        }
+        ports.push(port);
+    }
+    Ok(WanImport {
+        key,
+        ingress_gateway,
+        wan_policy: spec.wan_policy.clone(),
+        ports,
+    })
 }
 
 pub fn wan_policy(policy: &crd::WanPolicy) -> Result<WanPolicy, FieldError> {

@@ -266,6 +266,30 @@ pub struct ClusterObjects {
     pub endpoint_slices: BTreeMap<ServiceKey, Vec<EndpointSlice>>,
     pub exports: BTreeMap<ServiceKey, ServiceExport>,
     pub wan_policies: BTreeMap<String, WanPolicy>,
+    /// Services this cluster imports from a given ingress gateway (`WANImport`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub wan_imports: BTreeMap<ServiceKey, WanImport>,
+}
+
+/// A service imported from a given ingress gateway (`WANImport`), for clusters that do not watch
+/// each other: the importing gateway imports it as if it had read the export from the
+/// clusterset member whose gateway has that address.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WanImport {
+    pub key: ServiceKey,
+    pub ingress_gateway: IpAddr,
+    /// `None`: the cluster's default policy.
+    pub wan_policy: Option<String>,
+    pub ports: Vec<WanImportPort>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WanImportPort {
+    pub name: String,
+    pub protocol: Protocol,
+    pub port: u16,
+    /// `None`: the policy's only port.
+    pub ingress_port: Option<u16>,
 }
 
 impl ClusterObjects {
@@ -276,6 +300,7 @@ impl ClusterObjects {
             || self.namespaces.contains(namespace)
             || self.services.keys().any(|k| k.namespace == namespace)
             || self.exports.keys().any(|k| k.namespace == namespace)
+            || self.wan_imports.keys().any(|k| k.namespace == namespace)
     }
 
     /// Ready endpoint addresses of a local Service for one of its ports, with the target port

@@ -202,3 +202,93 @@ mod tests {
         assert_eq!(problems[0].object.to_string(), "WANPolicy b");
     }
 }
+
+/// The WANPolicy a user means by `arg` (`--wan-policy`), among `policies` as (name, tunnel
+/// class): its exact name; else the one whose tunnel class it is; else the one whose name it
+/// begins; else the one whose name ends in `-<arg>` (`high` for `sd-wan-priority-high`). A
+/// match of several at the first rule that matches is an error naming them, as is no match.
+pub fn resolve_name(arg: &str, policies: &[(String, String)]) -> Result<String, String> {
+    if policies.iter().any(|(name, _)| name == arg) {
+        return Ok(arg.to_owned());
+    }
+    let suffix = format!("-{arg}");
+    type Rule<'a> = (&'a str, &'a dyn Fn(&(String, String)) -> bool);
+    let rules: [Rule<'_>; 3] = [
+        ("tunnel class", &|(_, tunnel)| tunnel == arg),
+        ("name prefix", &|(name, _)| name.starts_with(arg)),
+        ("name suffix", &|(name, _)| name.ends_with(&suffix)),
+    ];
+    for (rule, matches) in rules {
+        let found: Vec<&str> = policies
+            .iter()
+            .filter(|p| matches(p))
+            .map(|(name, _)| name.as_str())
+            .collect();
+        match found.as_slice() {
+            [] => continue,
+            [one] => return Ok((*one).to_owned()),
+            many => {
+                return Err(format!(
+                    "--wan-policy {arg:?} is ambiguous: it is the {rule} of {}; give the full name",
+                    many.join(", ")
+                ))
+            }
+        }
+    }
+    let known: Vec<&str> = policies.iter().map(|(n, _)| n.as_str()).collect();
+    Err(format!(
+        "WANPolicy {arg:?} does not exist (as a name, a tunnel class, or a prefix or suffix of a name); known policies: {}",
+        if known.is_empty() {
+            "none".to_owned()
+        } else {
+            known.join(", ")
+        }
+    ))
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::resolve_name;
+
+    fn seed() -> Vec<(String, String)> {
+        [
+            ("sd-wan-priority-high", "business"),
+            ("sd-wan-priority-low", "default"),
+        ]
+        .map(|(n, t)| (n.to_owned(), t.to_owned()))
+        .to_vec()
+    }
+
+    #[test]
+    fn a_policy_is_named_by_name_tunnel_class_prefix_or_suffix() {
+        let p = seed();
+        for (arg, want) in [
+            ("sd-wan-priority-high", "sd-wan-priority-high"),
+            ("business", "sd-wan-priority-high"),
+            ("default", "sd-wan-priority-low"),
+            ("sd-wan-priority-l", "sd-wan-priority-low"),
+            ("high", "sd-wan-priority-high"),
+            ("low", "sd-wan-priority-low"),
+        ] {
+            assert_eq!(resolve_name(arg, &p).as_deref(), Ok(want), "{arg}");
+        }
+    }
+
+    #[test]
+    fn an_ambiguous_or_unknown_name_is_an_error_naming_the_candidates() {
+        let p = seed();
+        let e = resolve_name("sd-wan", &p).unwrap_err();
+        assert!(
+            e.contains("ambiguous") && e.contains("sd-wan-priority-high, sd-wan-priority-low"),
+            "{e}"
+        );
+        let e = resolve_name("gold", &p).unwrap_err();
+        assert!(
+            e.contains("known policies: sd-wan-priority-high, sd-wan-priority-low"),
+            "{e}"
+        );
+        assert!(resolve_name("x", &[])
+            .unwrap_err()
+            .contains("known policies: none"));
+    }
+}

@@ -363,6 +363,7 @@ pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
         crd::ServiceExport::crd(),
         crd::ServiceImport::crd(),
         crd::WanPolicy::crd(),
+        crd::WanImport::crd(),
         cluster_property,
     ];
     let mut out = String::new();

@@ -818,6 +818,7 @@ fn rbac_is_least_privilege() {
         ("/services", v(&read)),
         ("multicluster.x-k8s.io/serviceexports", v(&read)),
         ("mcw.l7mp.io/wanpolicies", v(&read)),
+        ("mcw.l7mp.io/wanimports", v(&read)),
         ("about.k8s.io/clusterproperties", v(&read)),
         ("discovery.k8s.io/endpointslices", v(&own)),
         ("multicluster.x-k8s.io/serviceimports", v(&own)),

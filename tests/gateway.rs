@@ -466,3 +466,91 @@ fn plan_prints_terminal_control_characters_escaped() {
     assert!(!text.contains('\u{1b}'), "{text:?}");
     assert!(text.contains(r"\u{1b}[2J"), "{text}");
 }
+
+/// The plan's egress virtual servers of `service`, as JSON.
+fn plan_egress(catalog: &Path, cluster: &str, service: &str) -> Vec<serde_json::Value> {
+    let out = Command::new(env!("CARGO_BIN_EXE_mcwan"))
+        .args(["plan", "--cluster-id", cluster, "-o", "json", "--catalog"])
+        .arg(catalog)
+        .output()
+        .unwrap();
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    plan["ipvs"]["egress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|vs| vs["service"]["name"] == service)
+        .cloned()
+        .collect()
+}
+
+/// Waits (10 s at most) until an A query for `name` gets response code `code`.
+fn wait_rcode(port: u16, name: &str, code: u8, otherwise: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rcode(port, name) != Some(code) {
+        assert!(Instant::now() < deadline, "{otherwise}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn mcwan_cli(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_mcwan"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn mcwan_import_into_the_static_catalog_is_answered_as_the_export_would_be() {
+    let gw = start("cluster-2");
+    let dir = gw.catalog.path().to_str().unwrap().to_owned();
+    let read = plan_egress(gw.catalog.path(), "cluster-2", "payment");
+    assert_eq!(read.len(), 1);
+    // cluster-1's catalog no longer lists the export: cluster-2 imports it from its gateway.
+    std::fs::remove_file(gw.catalog.path().join("cluster-1/payment.yaml")).unwrap();
+    let name = "payment.secure.svc.clusterset.local";
+    wait_rcode(gw.port, name, 3, "payment still answered");
+    let (ok, out, err) = mcwan_cli(&[
+        "import",
+        "payment/secure",
+        "--ingress-gw",
+        "192.0.2.1",
+        "--wan-policy",
+        "high",
+        "--port",
+        "http=8080",
+        "--catalog",
+        &dir,
+        "--cluster-id",
+        "cluster-2",
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("WANPolicy sd-wan-priority-high"), "{out}");
+    wait_rcode(gw.port, name, 0, "the import is not answered");
+    let vip = plan_vip(gw.catalog.path(), "cluster-2", "payment");
+    assert_eq!(dig(gw.port, &[name, "+short"]).trim(), vip);
+    // The same virtual server, towards cluster-1's gateway on the policy's port, as when the
+    // export was read.
+    assert_eq!(plan_egress(gw.catalog.path(), "cluster-2", "payment"), read);
+
+    let unimport = [
+        "unimport",
+        "payment/secure",
+        "--catalog",
+        &dir,
+        "--cluster-id",
+        "cluster-2",
+    ];
+    let (ok, out, err) = mcwan_cli(&unimport);
+    assert!(ok, "{err}");
+    assert!(out.contains("unimported secure/payment"), "{out}");
+    wait_rcode(gw.port, name, 3, "payment still answered after unimport");
+    let (ok, _, err) = mcwan_cli(&unimport);
+    assert!(!ok);
+    assert!(err.contains("has no WANImport"), "{err}");
+}

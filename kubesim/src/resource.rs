@@ -127,6 +127,8 @@ impl ResourceType {
                 .with_short_names(&["svcim"]),
             Self::cluster("mcw.l7mp.io", "v1alpha1", "WANPolicy", "wanpolicies")
                 .with_short_names(&["wp"]),
+            Self::namespaced("mcw.l7mp.io", "v1alpha1", "WANImport", "wanimports")
+                .with_short_names(&["wanim"]),
             Self::cluster(
                 "about.k8s.io",
                 "v1alpha1",

@@ -190,6 +190,19 @@ fn load_object(
                 )),
             }
         }
+        ("mcw.l7mp.io", "v1alpha1", "WANImport") => {
+            match parse::<crd::WanImport>(json).and_then(|i| convert::wan_import(&i)) {
+                Ok(import) => insert_unique(
+                    cluster,
+                    &kind,
+                    &mut objects.wan_imports,
+                    import.key.clone(),
+                    import,
+                    problems,
+                ),
+                Err(e) => problems.push(err(true, e)),
+            }
+        }
         (_, _, "") => problems.push(Problem::error(
             Some(cluster),
             file_ref(),

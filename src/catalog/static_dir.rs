@@ -274,7 +274,7 @@ struct Added {
     present: Vec<ObjectRef>,
 }
 
-/// Adds each Service, ServiceExport, WANPolicy and EndpointSlice of `from` that `into` lacks.
+/// Adds each Service, ServiceExport, WANPolicy, WANImport and EndpointSlice of `from` that `into` lacks.
 fn add_absent(into: &mut ClusterObjects, from: &ClusterObjects) -> Added {
     let mut out = Added::default();
     add_absent_in(
@@ -293,6 +293,12 @@ fn add_absent(into: &mut ClusterObjects, from: &ClusterObjects) -> Added {
         &mut into.wan_policies,
         &from.wan_policies,
         |k| ObjectRef::cluster_scoped("WANPolicy", k),
+        &mut out,
+    );
+    add_absent_in(
+        &mut into.wan_imports,
+        &from.wan_imports,
+        |k| ObjectRef::namespaced("WANImport", k),
         &mut out,
     );
     for (key, slices) in &from.endpoint_slices {

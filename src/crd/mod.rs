@@ -3,11 +3,13 @@
 //!
 //! - [`ServiceExport`], [`ServiceImport`]: the Multi-Cluster Services API, `multicluster.x-k8s.io/v1alpha1`.
 //! - [`WanPolicy`]: `mcw.l7mp.io/v1alpha1`, cluster-scoped: a tunnel class and its WAN port.
+//! - [`WanImport`]: `mcw.l7mp.io/v1alpha1`: a service imported from a given ingress gateway.
 //! - [`ClusterProperty`]: `about.k8s.io/v1alpha1` (KEP-2149), the cluster's ID.
 
 mod cluster_property;
 mod service_export;
 mod service_import;
+mod wan_import;
 mod wan_policy;
 
 pub use cluster_property::{ClusterProperty, ClusterPropertySpec, CLUSTER_ID_PROPERTY};
@@ -18,6 +20,7 @@ pub use service_import::{
     ClusterStatus, ServiceImport, ServiceImportPort, ServiceImportSpec, ServiceImportStatus,
     ServiceImportType,
 };
+pub use wan_import::{WanImport, WanImportPort, WanImportSpec};
 pub use wan_policy::{SlaSpec, WanPolicy, WanPolicySpec};
 
 /// The ServiceExport annotation that names the export's WANPolicy.

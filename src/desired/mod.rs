@@ -7,6 +7,7 @@ mod dns;
 mod exports;
 mod ipvs;
 mod tunnel;
+mod wan_import;
 pub mod weights;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -138,6 +139,11 @@ pub fn compute(inputs: Inputs<'_>) -> DesiredState {
         down,
     } = inputs;
     let mut problems = catalog.problems.clone();
+    let with_imports = wan_import::apply(catalog, cluster_id, config, previous, &mut problems);
+    let (catalog, previous) = match &with_imports {
+        Some((catalog, previous)) => (catalog, previous),
+        None => (catalog, previous),
+    };
     let policies: BTreeMap<_, _> = catalog
         .clusters
         .iter()

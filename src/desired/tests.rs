@@ -977,3 +977,179 @@ fn the_plan_is_deterministic() {
     export_payment(&mut c, "cluster-3", "payment", "low", Some(2));
     assert_eq!(plan(&c, "cluster-2"), plan(&c, "cluster-2"));
 }
+
+fn mk_wan_import(gw: &str, policy: Option<&str>, ports: &[(&str, u16, Option<u16>)]) -> WanImport {
+    WanImport {
+        key: key("payment"),
+        ingress_gateway: gw.parse().unwrap(),
+        wan_policy: policy.map(str::to_owned),
+        ports: ports
+            .iter()
+            .map(|(name, port, ingress)| WanImportPort {
+                name: (*name).to_owned(),
+                protocol: Protocol::Tcp,
+                port: *port,
+                ingress_port: *ingress,
+            })
+            .collect(),
+    }
+}
+
+/// cluster-2 imports `secure/payment` from `gw` with a WANImport; cluster-1 shows nothing.
+fn wan_imported(
+    gw: &str,
+    policy: Option<&str>,
+    ports: &[(&str, u16, Option<u16>)],
+) -> DesiredState {
+    let mut c = mk_catalog(2);
+    let import = mk_wan_import(gw, policy, ports);
+    objects(&mut c, "cluster-2")
+        .wan_imports
+        .insert(import.key.clone(), import);
+    plan(&c, "cluster-2")
+}
+
+fn wan_import_problems(s: &DesiredState) -> Vec<String> {
+    s.problems
+        .iter()
+        .filter(|p| p.object.kind == "WANImport")
+        .map(ToString::to_string)
+        .collect()
+}
+
+#[test]
+fn a_wan_import_is_planned_as_the_export_it_names_would_be() {
+    // The import as a WANImport, cluster-1 not watched...
+    let s = wan_imported("192.0.2.1", Some("high"), &[("http", 8080, Some(31104))]);
+    assert!(wan_import_problems(&s).is_empty(), "{:?}", s.problems);
+    // ... and as cluster-1's export read with the same ingress port.
+    let mut c = mk_catalog(2);
+    export_payment(&mut c, "cluster-1", "payment", "high", None);
+    let mut previous = Allocations::default();
+    previous
+        .ingress_ports
+        .entry("cluster-1".into())
+        .or_default()
+        .0
+        .insert(
+            IngressKey {
+                service: key("payment"),
+                protocol: Protocol::Tcp,
+                port: 8080,
+            },
+            31104,
+        );
+    let read = plan_with(&c, "cluster-2", &previous, &DownClusters::default());
+    assert_eq!(s.imports, read.imports);
+    assert_eq!(s.dns, read.dns);
+    assert_eq!(s.ipvs.egress, read.ipvs.egress);
+    let real = &s.ipvs.egress[0].reals[0];
+    assert_eq!((real.cluster.as_str(), real.port), ("cluster-1", 31104));
+}
+
+#[test]
+fn a_wan_import_finds_its_exporter_by_wan_or_tunnel_address() {
+    let by_wan = wan_imported("192.0.2.1", Some("high"), &[("http", 8080, Some(31100))]);
+    let subnet = by_wan.allocations.class_subnets["default"];
+    let inner = tunnel::inner_address(&subnet, 1).unwrap().to_string();
+    let by_tunnel = wan_imported(&inner, Some("high"), &[("http", 8080, Some(31100))]);
+    assert_eq!(by_wan.ipvs.egress, by_tunnel.ipvs.egress);
+    assert_eq!(by_wan.ipvs.egress[0].reals[0].cluster, "cluster-1");
+}
+
+#[test]
+fn a_wan_import_without_an_ingress_port_takes_a_single_port_policys() {
+    let mut c = mk_catalog(2);
+    for o in c.clusters.values_mut() {
+        o.wan_policies
+            .insert("solo".into(), mk_policy("solo", "solo", 31300, 1));
+    }
+    let import = mk_wan_import("192.0.2.1", Some("solo"), &[("http", 8080, None)]);
+    objects(&mut c, "cluster-2")
+        .wan_imports
+        .insert(import.key.clone(), import);
+    let s = plan(&c, "cluster-2");
+    assert!(wan_import_problems(&s).is_empty(), "{:?}", s.problems);
+    assert_eq!(s.ipvs.egress[0].reals[0].port, 31300);
+}
+
+#[test]
+fn a_wan_import_that_cannot_be_planned_names_its_field_and_imports_nothing() {
+    for (gw, policy, ports, field, says) in [
+        (
+            "203.0.113.9",
+            Some("high"),
+            vec![("http", 8080, Some(31100))],
+            "spec.ingressGateway",
+            "no gateway of the clusterset (gateways: cluster-1 192.0.2.1, cluster-2 192.0.2.2)",
+        ),
+        (
+            "192.0.2.2",
+            Some("high"),
+            vec![("http", 8080, Some(31100))],
+            "spec.ingressGateway",
+            "this cluster's own gateway",
+        ),
+        (
+            "192.0.2.1",
+            Some("gold"),
+            vec![("http", 8080, Some(31100))],
+            "spec.wanPolicy",
+            "\"gold\" does not exist; known policies: high, low",
+        ),
+        (
+            "192.0.2.1",
+            None,
+            vec![("http", 8080, Some(31100))],
+            "spec.wanPolicy",
+            "no default WANPolicy",
+        ),
+        (
+            "192.0.2.1",
+            Some("high"),
+            vec![("http", 8080, None)],
+            "spec.ports[0].ingressPort",
+            "owns several ingress ports (31100-31109)",
+        ),
+        (
+            "192.0.2.1",
+            Some("high"),
+            vec![("http", 8080, Some(31200))],
+            "spec.ports[0].ingressPort",
+            "outside WANPolicy high's ingress ports 31100-31109",
+        ),
+        (
+            "192.0.2.1",
+            Some("high"),
+            vec![("http", 8080, Some(31101)), ("grpc", 9090, Some(31101))],
+            "spec.ports[1].ingressPort",
+            "ingress port of service port 8080 too",
+        ),
+    ] {
+        let s = wan_imported(gw, policy, &ports);
+        let problems = wan_import_problems(&s);
+        assert_eq!(problems.len(), 1, "{gw} {policy:?}: {problems:?}");
+        assert!(
+            problems[0].contains("WANImport secure/payment")
+                && problems[0].contains(field)
+                && problems[0].contains(says),
+            "{problems:?} should name {field} and say {says:?}"
+        );
+        assert!(s.imports.is_empty() && s.dns.is_empty() && s.ipvs.egress.is_empty());
+    }
+}
+
+#[test]
+fn a_wan_import_of_a_service_the_exporter_is_read_exporting_changes_nothing() {
+    let mut c = mk_catalog(2);
+    export_payment(&mut c, "cluster-1", "payment", "high", None);
+    let without = plan(&c, "cluster-2");
+    let import = mk_wan_import("192.0.2.1", Some("low"), &[("web", 80, Some(31200))]);
+    objects(&mut c, "cluster-2")
+        .wan_imports
+        .insert(import.key.clone(), import);
+    let with = plan(&c, "cluster-2");
+    assert_eq!(with.imports, without.imports);
+    assert_eq!(with.ipvs, without.ipvs);
+    assert_eq!(with.problems, without.problems);
+}

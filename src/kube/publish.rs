@@ -1,7 +1,8 @@
 //! What an exporting gateway publishes in its own cluster so that peers can reach its exports:
 //! per valid ClusterSetIP export, an EndpointSlice `<svc>-mcwan-<cluster-id>` in the service's
 //! namespace whose endpoint is the gateway's ingress address for the export's tunnel class and
-//! whose ports are the allocated ingress ports, named after the service ports. It has no
+//! whose ports are the allocated ingress ports, named after the service ports; annotated with
+//! the tunnel class and the WAN policy that carry it. It has no
 //! `kubernetes.io/service-name` label, so kube-proxy and the EndpointSlice controllers leave it
 //! alone. Importers read it back ([`decode`]) to learn the exporter's ingress ports; the exporter
 //! reads its own back on start, so its allocations survive a restart.
@@ -16,7 +17,7 @@ use super::{
     ANNOTATION_TUNNEL_CLASS, LABEL_SLICE_MANAGED_BY, LABEL_SLICE_ROLE, MANAGED_BY, SLICE_INGRESS,
 };
 use crate::catalog::Catalog;
-use crate::crd::{LABEL_SERVICE_NAME, LABEL_SOURCE_CLUSTER};
+use crate::crd::{LABEL_SERVICE_NAME, LABEL_SOURCE_CLUSTER, WAN_POLICY_ANNOTATION};
 use crate::desired::{DesiredState, IngressKey, IngressPorts};
 use crate::model::{ClusterObjects, Protocol, ServiceKey};
 use crate::problem::{ObjectRef, Problem};
@@ -91,6 +92,7 @@ pub fn ingress_slices(cluster_id: &str, catalog: &Catalog, state: &DesiredState)
                 },
                 "annotations": {
                     ANNOTATION_TUNNEL_CLASS: export.tunnel.clone().unwrap_or_default(),
+                    WAN_POLICY_ANNOTATION: export.wan_policy.clone().unwrap_or_default(),
                 },
             },
             "addressType": address_type(address),

@@ -28,6 +28,8 @@ pub struct Stores<'a> {
     pub wan_policies: &'a [Arc<Raw<crd::WanPolicy>>],
     /// The ingress slices the cluster's gateway published.
     pub published: &'a [Arc<EndpointSlice>],
+    /// WANImports (the gateway's own cluster only).
+    pub wan_imports: &'a [Arc<Raw<crd::WanImport>>],
 }
 
 /// What one cluster contributes to the catalog. Equal snapshots mean nothing to recompute.
@@ -179,6 +181,15 @@ pub fn build(cluster: &str, stores: &Stores<'_>) -> (ClusterSnapshot, Observed) 
                 objects.wan_policies.insert(p.name.clone(), p);
             }
             Err(e) => fail(&mut problems, "WANPolicy", &policy.metadata, e),
+        }
+    }
+    for raw in sorted(stores.wan_imports) {
+        uid(&mut observed.uids, "WANImport", &raw.metadata);
+        match raw.decode().and_then(|i| convert::wan_import(&i)) {
+            Ok(i) => {
+                objects.wan_imports.insert(i.key.clone(), i);
+            }
+            Err(e) => fail(&mut problems, "WANImport", &raw.metadata, e),
         }
     }
     let published: Vec<&EndpointSlice> = sorted(stores.published);

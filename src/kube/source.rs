@@ -1,7 +1,8 @@
 //! The Kubernetes source: per cluster (this one and each peer), reflectors on Namespaces,
 //! Services, EndpointSlices, ServiceExports, WANPolicies and the gateway's published ingress
-//! slices. A change to any store, debounced, rebuilds the cluster's [`ClusterSnapshot`] and wakes
-//! the controller if the snapshot changed. Watches decide nothing.
+//! slices, and in the gateway's own cluster on its WANImports. A change to any store, debounced,
+//! rebuilds the cluster's [`ClusterSnapshot`] and wakes the controller if the snapshot changed.
+//! Watches decide nothing.
 //!
 //! A lost API server leaves the stores as they were (the catalog keeps its last known
 //! objects); the watcher retries with backoff and resumes from its resource version, or relists
@@ -123,9 +124,11 @@ enum Resource {
     ServiceExports,
     WanPolicies,
     PublishedSlices,
+    /// WANImports: read in the gateway's own cluster only.
+    WanImports,
 }
 
-const RESOURCES: usize = 6;
+const RESOURCES: usize = 7;
 
 type Tagged = BoxStream<'static, (Resource, watcher::Result<bool>)>;
 
@@ -171,10 +174,17 @@ enum ErrorKind {
     Unreachable,
 }
 
-fn error_kind(error: &watcher::Error) -> ErrorKind {
+fn error_kind(resource: Resource, error: &watcher::Error) -> ErrorKind {
     match error {
         watcher::Error::WatchError(status) if status.code == 410 => ErrorKind::Expired,
         watcher::Error::InitialListFailed(kube::Error::Api(status)) if status.code == 404 => {
+            ErrorKind::NotServed
+        }
+        // A gateway upgraded before its ClusterRole lacks the WANImport rule: without it, the
+        // cluster still serves everything else.
+        watcher::Error::InitialListFailed(kube::Error::Api(status))
+            if status.code == 403 && resource == Resource::WanImports =>
+        {
             ErrorKind::NotServed
         }
         _ => ErrorKind::Unreachable,
@@ -210,9 +220,20 @@ pub async fn watch_cluster(
             "{LABEL_SLICE_MANAGED_BY}={MANAGED_BY},{LABEL_SLICE_ROLE}={SLICE_INGRESS}"
         )),
     );
-    let mut events = futures::stream::select_all([s1, s2, s3, s4, s5, s6]);
-
+    let mut streams = vec![s1, s2, s3, s4, s5, s6];
     let mut synced: BTreeSet<Resource> = BTreeSet::new();
+    // Only the local cluster is given `reconnected`; a peer's WANImports are its own business.
+    let wan_imports = if reconnected.is_some() {
+        let (store, s7) =
+            reflect::<Raw<crd::WanImport>>(&client, Resource::WanImports, Default::default());
+        streams.push(s7);
+        Some(store)
+    } else {
+        synced.insert(Resource::WanImports);
+        None
+    };
+    let mut events = futures::stream::select_all(streams);
+
     let mut not_served: BTreeSet<Resource> = BTreeSet::new();
     let mut due: Option<Instant> = None;
     let mut announced = false;
@@ -246,13 +267,13 @@ pub async fn watch_cluster(
                         }
                         due.get_or_insert_with(|| Instant::now() + DEBOUNCE);
                     }
-                    Err(e) => match error_kind(&e) {
+                    Err(e) => match error_kind(resource, &e) {
                         ErrorKind::Expired => {
                             info!(?resource, "resource version expired (410 Gone): relisting");
                         }
                         ErrorKind::NotServed => {
                             if not_served.insert(resource) {
-                                warn!(?resource, "not served by the API server (is its CRD installed?); read as empty: {e}");
+                                warn!(?resource, "not served by the API server (is its CRD installed? may the gateway's ClusterRole read it?); read as empty: {e}");
                             }
                             synced.insert(resource);
                             due.get_or_insert_with(|| Instant::now() + DEBOUNCE);
@@ -309,6 +330,7 @@ pub async fn watch_cluster(
                     policies.state(),
                     published.state(),
                 );
+                let wi = wan_imports.as_ref().map(reflector::Store::state).unwrap_or_default();
                 let (snapshot, observed) = snapshot::build(
                     &cluster,
                     &Stores {
@@ -318,6 +340,7 @@ pub async fn watch_cluster(
                         exports: &ex,
                         wan_policies: &po,
                         published: &pu,
+                        wan_imports: &wi,
                     },
                 );
                 // Only the local cluster is given `reconnected`.
@@ -371,6 +394,6 @@ mod tests {
             code: 410,
             ..Default::default()
         }));
-        assert_eq!(error_kind(&gone), ErrorKind::Expired);
+        assert_eq!(error_kind(Resource::Services, &gone), ErrorKind::Expired);
     }
 }

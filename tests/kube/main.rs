@@ -19,3 +19,4 @@ mod import;
 mod outage;
 mod peer_dns;
 mod support;
+mod wan_import;

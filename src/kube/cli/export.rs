@@ -17,8 +17,9 @@ use crate::model::Affinity;
 pub struct ExportCmd {
     /// The Service to export, as SERVICE/NAMESPACE.
     pub service: String,
-    /// The WANPolicy that carries the service (the mcw.l7mp.io/mc-wan-policy annotation);
-    /// without it the gateway's default policy applies.
+    /// The WANPolicy that carries the service (the mcw.l7mp.io/mc-wan-policy annotation): its
+    /// name, tunnel class, or a unique prefix or suffix of its name (`high` for
+    /// sd-wan-priority-high). Without it the cluster's default policy applies.
     #[arg(long)]
     pub wan_policy: Option<String>,
     /// Which clusters importers prefer (the mcw.l7mp.io/affinity annotation).
@@ -55,28 +56,12 @@ pub fn export(cmd: ExportCmd) -> anyhow::Result<ExitCode> {
         if services.get_opt(&key.name).await?.is_none() {
             anyhow::bail!("Service {key} does not exist: create the Service before exporting it");
         }
-        if let Some(policy) = &cmd.wan_policy {
-            let policies: Api<crd::WanPolicy> = Api::all(client.clone());
-            if policies.get_opt(policy).await?.is_none() {
-                let known: Vec<String> = policies
-                    .list(&Default::default())
-                    .await?
-                    .items
-                    .into_iter()
-                    .filter_map(|p| p.metadata.name)
-                    .collect();
-                anyhow::bail!(
-                    "WANPolicy {policy:?} does not exist; known policies: {}",
-                    if known.is_empty() {
-                        "none".to_owned()
-                    } else {
-                        known.join(", ")
-                    }
-                );
-            }
-        }
+        let policy = match &cmd.wan_policy {
+            Some(arg) => Some(super::resolve_policy(&client, arg).await?),
+            None => None,
+        };
         let mut annotations = serde_json::Map::new();
-        if let Some(policy) = &cmd.wan_policy {
+        if let Some(policy) = &policy {
             annotations.insert(WAN_POLICY_ANNOTATION.into(), json!(policy));
         }
         if let Some(affinity) = cmd.affinity {
@@ -103,7 +88,7 @@ pub fn export(cmd: ExportCmd) -> anyhow::Result<ExitCode> {
                 &Patch::Apply(&body),
             )
             .await?;
-        match &cmd.wan_policy {
+        match &policy {
             Some(p) => println!("exported {key} with WANPolicy {p}"),
             None => println!("exported {key} with the gateway's default WANPolicy"),
         }

@@ -1,8 +1,10 @@
 //! The Kubernetes side of the command line: the `mcwan gateway --kube` options, and the
-//! operator's verbs `mcwan export`, `mcwan unexport` and `mcwan status`, which talk to the API
-//! server of the current kubeconfig context (`KUBECONFIG`, `--context`).
+//! operator's verbs `mcwan export`, `mcwan unexport`, `mcwan import`, `mcwan unimport` and
+//! `mcwan status`, which talk to the API server of the current kubeconfig context
+//! (`KUBECONFIG`, `--context`).
 
 mod export;
+mod import;
 mod status;
 
 use std::path::PathBuf;
@@ -12,6 +14,7 @@ use anyhow::Context as _;
 use clap::Args;
 
 pub use export::{export, unexport, ExportCmd, UnexportCmd};
+pub use import::{import, unimport, ImportCmd, UnimportCmd};
 pub use status::{status, ExportReport, StatusArgs};
 
 use crate::model::ServiceKey;
@@ -53,6 +56,19 @@ pub fn parse_target(arg: &str) -> anyhow::Result<ServiceKey> {
             "{arg:?} is not SERVICE/NAMESPACE (two DNS labels, the service first, as in payment/secure)"
         ),
     }
+}
+
+/// The WANPolicy of the cluster that `--wan-policy arg` means ([`crate::policies::resolve_name`]).
+pub(crate) async fn resolve_policy(client: &kube::Client, arg: &str) -> anyhow::Result<String> {
+    let policies: kube::Api<crate::crd::WanPolicy> = kube::Api::all(client.clone());
+    let known: Vec<(String, String)> = policies
+        .list(&Default::default())
+        .await?
+        .items
+        .into_iter()
+        .filter_map(|p| Some((p.metadata.name?, p.spec.tunnel)))
+        .collect();
+    crate::policies::resolve_name(arg, &known).map_err(anyhow::Error::msg)
 }
 
 /// Runs `f` on a small runtime of its own: the verbs are one-shot clients.

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, ListParams};
 use kube::Client;
@@ -45,11 +46,15 @@ pub struct ConditionReport {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct IngressReport {
     pub address: String,
+    /// The ingress port.
     pub port: i32,
     pub protocol: String,
     pub name: String,
+    /// The service port it carries (from the Service, by port name and protocol).
+    pub service_port: Option<i32>,
 }
 
 /// One export as `mcwan status` shows it.
@@ -67,9 +72,42 @@ pub struct ExportReport {
     /// The clusters backing the local ServiceImport (`status.clusters`).
     pub backed_by: Vec<String>,
     pub ingress: Vec<IngressReport>,
+    /// The exporting gateway's address, which `mcwan import --ingress-gw` takes.
+    pub gw_ip_address: Option<String>,
+    /// The WAN policy that carries the export, as the gateway published it.
+    pub published_wan_policy: Option<String>,
 }
 
 impl ExportReport {
+    /// The command that imports this export into a cluster that does not watch this one.
+    pub fn import_command(&self) -> Option<String> {
+        let address = self.gw_ip_address.as_ref()?;
+        let mut cmd = format!(
+            "mcwan import {}/{} --ingress-gw={address}",
+            self.service.name, self.service.namespace
+        );
+        if let Some(policy) = self
+            .published_wan_policy
+            .as_ref()
+            .or(self.wan_policy.as_ref())
+        {
+            cmd.push_str(&format!(" --wan-policy={policy}"));
+        }
+        for i in self.ingress.iter().filter(|i| &i.address == address) {
+            let port = i.service_port?;
+            cmd.push_str(" --port=");
+            if !i.name.is_empty() {
+                cmd.push_str(&format!("{}=", i.name));
+            }
+            cmd.push_str(&port.to_string());
+            if i.protocol != "TCP" {
+                cmd.push_str(&format!("/{}", i.protocol));
+            }
+            cmd.push_str(&format!(":{}", i.port));
+        }
+        Some(cmd)
+    }
+
     fn condition(&self, type_: &str) -> String {
         self.conditions
             .iter()
@@ -140,21 +178,49 @@ async fn report(
         )))
         .await?
         .items;
+    let services: Api<Service> = Api::namespaced(client.clone(), &key.namespace);
+    let service_ports = services
+        .get_opt(&key.name)
+        .await?
+        .and_then(|s| s.spec)
+        .and_then(|s| s.ports)
+        .unwrap_or_default();
     let mut ingress = Vec::new();
+    let mut published_wan_policy = None;
     for slice in &published {
+        published_wan_policy = published_wan_policy.or_else(|| {
+            slice
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(WAN_POLICY_ANNOTATION))
+                .filter(|p| !p.is_empty())
+                .cloned()
+        });
         for ep in slice.endpoints.iter().flatten() {
             for address in &ep.addresses {
                 for p in slice.ports.iter().flatten() {
+                    let protocol = p.protocol.clone().unwrap_or_else(|| "TCP".into());
+                    let name = p.name.clone().unwrap_or_default();
+                    let service_port = service_ports
+                        .iter()
+                        .find(|sp| {
+                            sp.name.clone().unwrap_or_default() == name
+                                && sp.protocol.as_deref().unwrap_or("TCP") == protocol
+                        })
+                        .map(|sp| sp.port);
                     ingress.push(IngressReport {
                         address: address.clone(),
                         port: p.port.unwrap_or_default(),
-                        protocol: p.protocol.clone().unwrap_or_else(|| "TCP".into()),
-                        name: p.name.clone().unwrap_or_default(),
+                        protocol,
+                        name,
+                        service_port,
                     });
                 }
             }
         }
     }
+    let gw_ip_address = ingress.first().map(|i| i.address.clone());
     let mut imported_by = Vec::new();
     let mut unreachable_peers = Vec::new();
     for peer in peers {
@@ -195,6 +261,8 @@ async fn report(
             .flat_map(|s| s.clusters.iter().map(|c| c.cluster.clone()))
             .collect(),
         ingress,
+        gw_ip_address,
+        published_wan_policy,
         service: key,
     })
 }
@@ -209,7 +277,8 @@ pub fn table(reports: &[ExportReport]) -> String {
         "CONFLICT".to_owned(),
         "CLUSTERSET IP".to_owned(),
         "IMPORTED BY".to_owned(),
-        "INGRESS".to_owned(),
+        "GW_IP_ADDRESS".to_owned(),
+        "INGRESS PORTS".to_owned(),
     ]];
     let dash = |s: String| if s.is_empty() { "-".to_owned() } else { s };
     let cell = |s: String| crate::render::escape_controls(&s, false).into_owned();
@@ -223,7 +292,10 @@ pub fn table(reports: &[ExportReport]) -> String {
         let ingress = r
             .ingress
             .iter()
-            .map(|i| format!("{}:{}/{}", i.address, i.port, i.protocol))
+            .map(|i| {
+                let from = i.service_port.map(|p| format!("{p}->")).unwrap_or_default();
+                format!("{from}{}/{}", i.port, i.protocol)
+            })
             .collect::<Vec<_>>()
             .join(",");
         rows.push(
@@ -235,12 +307,13 @@ pub fn table(reports: &[ExportReport]) -> String {
                 r.condition("Conflict"),
                 dash(r.cluster_set_ip.clone().unwrap_or_default()),
                 dash(imported),
+                dash(r.gw_ip_address.clone().unwrap_or_default()),
                 dash(ingress),
             ]
             .map(cell),
         );
     }
-    let widths: Vec<usize> = (0..8)
+    let widths: Vec<usize> = (0..9)
         .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();
@@ -265,6 +338,12 @@ pub fn table(reports: &[ExportReport]) -> String {
                     r.service, c.type_, c.status, c.reason, c.message
                 ));
             }
+        }
+        if let Some(cmd) = r.import_command() {
+            out.push_str(&format!(
+                "{}: to import it where this cluster is not watched: {cmd}\n",
+                r.service
+            ));
         }
         if !r.unreachable_peers.is_empty() {
             out.push_str(&format!(
@@ -297,6 +376,8 @@ mod tests {
             unreachable_peers: vec![],
             backed_by: vec![],
             ingress: vec![],
+            gw_ip_address: None,
+            published_wan_policy: None,
         };
         let out = table(&[report]);
         let lines: Vec<&str> = out.lines().collect();
