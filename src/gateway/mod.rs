@@ -19,7 +19,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, info_span, warn, Instrument};
+use tracing::{debug, error, info, info_span, warn, Instrument};
 
 pub use reconcile::Reconciler;
 pub use state::StateFile;
@@ -299,9 +299,13 @@ async fn follow_catalog(
         // Loading and planning a large catalog takes a while: keep it off the async workers,
         // so DNS goes on answering from the current zone meanwhile.
         let loaded = tokio::task::block_in_place(|| {
-            loader
-                .load()
-                .inspect(|catalog| apply_static(&mut reconciler, catalog, &mut state))
+            let started = std::time::Instant::now();
+            let loaded = loader.load();
+            debug!(
+                load_ms = started.elapsed().as_millis() as u64,
+                "catalog read"
+            );
+            loaded.inspect(|catalog| apply_static(&mut reconciler, catalog, &mut state))
         });
         match loaded {
             Ok(catalog) => applied = Some(catalog),

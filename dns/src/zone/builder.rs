@@ -1,4 +1,6 @@
-//! Turns the checked apex and services into the zone's nodes.
+//! Turns the checked apex and services into the zone's nodes: the apex part (SOA, NS,
+//! `dns-version`, the empty non-terminals above the services) and one fragment per service
+//! (every name at and below `<svc>.<ns>.svc.<zone>`), each with a digest of its content.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -17,17 +19,27 @@ const DNS_SCHEMA_VERSION: &str = "1.0.0";
 const SRV_PRIORITY: u16 = 0;
 const SRV_WEIGHT: u16 = 100;
 
-/// The finished content of a zone.
-pub(super) struct Built {
+/// The finished apex part of a zone.
+pub(super) struct BuiltApex {
     pub(super) nodes: HashMap<LowerName, Node>,
     pub(super) negative_soa: RRset,
     pub(super) serial: u32,
     pub(super) record_count: usize,
 }
 
+/// The finished names of one service.
+pub(super) struct BuiltFragment {
+    pub(super) nodes: HashMap<LowerName, Node>,
+    /// A digest of the names and records (FNV-1a, 64 bits).
+    pub(super) digest: u64,
+    pub(super) record_count: usize,
+}
+
 /// Collects records per owner name and type, in canonical order.
 pub(super) struct ZoneBuilder {
-    apex: Apex,
+    ttl: u32,
+    /// Empty non-terminals are filled in up to this name, not including it.
+    top: LowerName,
     nodes: BTreeMap<LowerName, NodeDraft>,
 }
 
@@ -48,14 +60,27 @@ struct RRsetDraft {
 impl ZoneBuilder {
     /// Starts a zone with its apex data: NS, the schema version TXT and the
     /// name server's addresses (the SOA comes last, once the serial is known).
-    pub(super) fn new(apex: Apex) -> Self {
-        let mut builder = Self {
-            apex,
+    fn new(ttl: u32, top: LowerName) -> Self {
+        Self {
+            ttl,
+            top,
             nodes: BTreeMap::new(),
-        };
-        let origin = builder.apex.origin.clone();
-        let ns_name = builder.apex.ns_name.clone();
-        let ns_addresses = builder.address_records(&ns_name, &builder.apex.ns_addresses);
+        }
+    }
+
+    /// The apex part of the zone: NS (with the name server's addresses when they are in the
+    /// zone), the schema version TXT, an empty non-terminal for `svc` and each namespace of
+    /// `namespaces` (the `<ns>.svc.<zone>` names above the services), and the SOA, whose serial
+    /// digests the apex and `services_digest` (the services' content).
+    pub(super) fn apex<'a>(
+        apex: &Apex,
+        namespaces: impl IntoIterator<Item = &'a LowerName>,
+        services_digest: u64,
+    ) -> BuiltApex {
+        let mut builder = Self::new(apex.ttl, LowerName::new(&apex.origin));
+        let origin = apex.origin.clone();
+        let ns_name = apex.ns_name.clone();
+        let ns_addresses = builder.address_records(&ns_name, &apex.ns_addresses);
         builder.add(&origin, RData::NS(NS(ns_name.clone())));
         builder.add_additionals(&origin, RecordType::NS, &ns_name, &ns_addresses);
         builder.add_all(ns_addresses);
@@ -67,11 +92,54 @@ impl ZoneBuilder {
             // Only a name already at the 255-octet limit cannot take the label.
             Err(error) => tracing::warn!(%error, "zone origin leaves no room for dns-version"),
         }
-        builder
+        for namespace in namespaces {
+            builder.nodes.entry(namespace.clone()).or_default();
+        }
+        builder.add_empty_non_terminals();
+        builder.normalize();
+        let mut digest = SerialDigest::new();
+        digest.field(apex.ns_name.to_string().as_bytes());
+        digest.field(apex.rname.to_string().as_bytes());
+        for timer in [apex.refresh, apex.retry, apex.expire] {
+            digest.number(u64::from(timer.unsigned_abs()));
+        }
+        digest.number(u64::from(apex.minimum));
+        builder.digest_into(&mut digest);
+        let serial = SerialDigest::fold(digest.value().wrapping_add(services_digest));
+        let soa = RData::SOA(apex.soa(serial));
+        builder.add(&origin, soa.clone());
+        let negative_soa = RRset::new(
+            RecordType::SOA,
+            vec![Record::from_rdata(origin, apex.negative_ttl(), soa)],
+            Vec::new(),
+        );
+        let (nodes, record_count) = builder.freeze();
+        BuiltApex {
+            nodes,
+            negative_soa,
+            serial,
+            record_count,
+        }
+    }
+
+    /// The names of one checked service, `base` (`<svc>.<ns>.svc.<zone>`) and below.
+    pub(super) fn fragment(ttl: u32, base: &LowerName, service: &Publication) -> BuiltFragment {
+        let mut builder = Self::new(ttl, base.base_name());
+        builder.add_service(service);
+        builder.add_empty_non_terminals();
+        builder.normalize();
+        let mut digest = SerialDigest::new();
+        builder.digest_into(&mut digest);
+        let (nodes, record_count) = builder.freeze();
+        BuiltFragment {
+            nodes,
+            digest: digest.value(),
+            record_count,
+        }
     }
 
     /// Adds the records of one checked service.
-    pub(super) fn add_service(&mut self, service: &Publication) {
+    fn add_service(&mut self, service: &Publication) {
         match &service.kind {
             PublishedKind::ClusterSetIp { ips } => {
                 let addresses = self.address_records(&service.service_name, ips);
@@ -107,29 +175,20 @@ impl ZoneBuilder {
         }
     }
 
-    /// Fills in empty non-terminals, computes the serial, adds the SOA and
-    /// freezes everything into lookup form.
-    pub(super) fn finish(mut self) -> Built {
-        self.add_empty_non_terminals();
+    /// RRsets are sets (RFC 2181 section 5): equal records collapse.
+    fn normalize(&mut self) {
         for set in self
             .nodes
             .values_mut()
             .flat_map(|node| node.rrsets.values_mut())
         {
-            // RRsets are sets (RFC 2181 section 5): equal records collapse.
             set.records.sort();
             set.records.dedup();
         }
-        let serial = self.digest();
-        let origin = self.apex.origin.clone();
-        let soa = RData::SOA(self.apex.soa(serial));
-        self.add(&origin, soa.clone());
-        let negative_soa = RRset::new(
-            RecordType::SOA,
-            vec![Record::from_rdata(origin, self.apex.negative_ttl(), soa)],
-            Vec::new(),
-        );
+    }
 
+    /// The nodes in lookup form, and how many records they serve.
+    fn freeze(self) -> (HashMap<LowerName, Node>, usize) {
         let mut record_count = 0;
         let nodes = self
             .nodes
@@ -151,13 +210,7 @@ impl ZoneBuilder {
                 (name, node)
             })
             .collect();
-
-        Built {
-            nodes,
-            negative_soa,
-            serial,
-            record_count,
-        }
+        (nodes, record_count)
     }
 
     fn address_records(&self, owner: &Name, ips: &[IpAddr]) -> Vec<Record> {
@@ -167,7 +220,7 @@ impl ZoneBuilder {
                     IpAddr::V4(v4) => RData::A(A(*v4)),
                     IpAddr::V6(v6) => RData::AAAA(AAAA(*v6)),
                 };
-                Record::from_rdata(owner.clone(), self.apex.ttl, data)
+                Record::from_rdata(owner.clone(), self.ttl, data)
             })
             .collect()
     }
@@ -179,7 +232,7 @@ impl ZoneBuilder {
     }
 
     fn add(&mut self, owner: &Name, data: RData) {
-        self.add_record(Record::from_rdata(owner.clone(), self.apex.ttl, data));
+        self.add_record(Record::from_rdata(owner.clone(), self.ttl, data));
     }
 
     fn add_all(&mut self, records: Vec<Record>) {
@@ -221,14 +274,13 @@ impl ZoneBuilder {
             })
     }
 
-    /// Every ancestor of a name, up to the origin, exists (RFC 8020): as an
-    /// empty non-terminal unless it has data or is hidden.
+    /// Every ancestor of a name, up to `top`, exists (RFC 8020): as an empty non-terminal
+    /// unless it has data or is hidden.
     fn add_empty_non_terminals(&mut self) {
-        let origin = LowerName::new(&self.apex.origin);
         let mut ancestors = Vec::new();
         for name in self.nodes.keys() {
             let mut current = name.base_name();
-            while origin.zone_of(&current) && current != origin {
+            while self.top.zone_of(&current) && current != self.top {
                 ancestors.push(current.clone());
                 current = current.base_name();
             }
@@ -238,16 +290,8 @@ impl ZoneBuilder {
         }
     }
 
-    /// A digest of everything but the SOA serial, in canonical order.
-    fn digest(&self) -> u32 {
-        let mut digest = SerialDigest::new();
-        let apex = &self.apex;
-        digest.field(apex.ns_name.to_string().as_bytes());
-        digest.field(apex.rname.to_string().as_bytes());
-        for timer in [apex.refresh, apex.retry, apex.expire] {
-            digest.number(u64::from(timer.unsigned_abs()));
-        }
-        digest.number(u64::from(apex.minimum));
+    /// Feeds every name and record, in canonical order.
+    fn digest_into(&self, digest: &mut SerialDigest) {
         for (name, node) in &self.nodes {
             digest.field(name.to_string().as_bytes());
             digest.number(u64::from(node.hidden));
@@ -259,6 +303,5 @@ impl ZoneBuilder {
                 }
             }
         }
-        digest.finish()
     }
 }

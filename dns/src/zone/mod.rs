@@ -1,4 +1,5 @@
-//! The zone: an immutable index from lower-cased owner name to answer data.
+//! The zone: an immutable index from lower-cased owner name to answer data, in parts that
+//! a rebuild shares.
 
 mod apex;
 mod builder;
@@ -7,9 +8,12 @@ mod node;
 mod publication;
 mod serial;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
+use std::hash::{BuildHasher, Hasher, RandomState};
+use std::sync::Arc;
 
+use hickory_proto::rr::domain::Label;
 use hickory_proto::rr::{LowerName, Name};
 
 pub use self::error::{FieldProblem, ZoneError};
@@ -20,13 +24,37 @@ use self::builder::ZoneBuilder;
 use self::publication::Publication;
 use crate::{ServiceRecord, ZoneConfig};
 
-/// The clusterset zone, built once and never changed: swap in a new one
-/// through a [`ZoneHandle`](crate::ZoneHandle) instead.
+/// The clusterset zone, built once and never changed: swap in a new one through a
+/// [`ZoneHandle`](crate::ZoneHandle) instead.
+///
+/// The apex (SOA, NS, `dns-version`, the empty non-terminals above the services) is one small
+/// part; each service's names (`<svc>.<ns>.svc.<zone>` and below, which no other service
+/// shares) are a fragment of their own. [`Zone::rebuild`] builds only the fragments of the
+/// services that changed and shares the others with the zone it starts from, so the cost of
+/// a change follows the change, not the size of the zone.
 pub struct Zone {
+    config: ZoneConfig,
+    apex: Apex,
     origin: LowerName,
+    origin_labels: usize,
+    /// The apex part's nodes.
     nodes: HashMap<LowerName, Node>,
+    /// The services' fragments, by the hash of their `(namespace, name)` labels; a hash shared
+    /// by several services holds each.
+    services: HashMap<u64, Vec<Arc<Fragment>>>,
+    hasher: RandomState,
     negative_soa: RRset,
     serial: u32,
+    record_count: usize,
+}
+
+/// One service's names, and the record they were built from.
+struct Fragment {
+    record: ServiceRecord,
+    namespace: Box<[u8]>,
+    name: Box<[u8]>,
+    nodes: HashMap<LowerName, Node>,
+    digest: u64,
     record_count: usize,
 }
 
@@ -52,6 +80,14 @@ pub(crate) enum Lookup<'z> {
     Data(&'z [RRset]),
 }
 
+fn key_hash(hasher: &RandomState, namespace: &[u8], name: &[u8]) -> u64 {
+    let mut h = hasher.build_hasher();
+    h.write(namespace);
+    h.write_u8(0);
+    h.write(name);
+    h.finish()
+}
+
 impl Zone {
     /// Builds the zone for `services`.
     ///
@@ -59,41 +95,112 @@ impl Zone {
     /// is left out and reported in [`ZoneBuild::errors`]; the others are served.
     /// When two services share `<namespace>/<name>`, the first one wins.
     pub fn build(config: &ZoneConfig, services: &[ServiceRecord]) -> Result<ZoneBuild, ZoneError> {
-        let apex = Apex::from_config(config)?;
+        Self::assemble(config, services, None)
+    }
+
+    /// The zone for `services`, as [`Zone::build`] gives it, reusing this zone's names of every
+    /// service whose record is unchanged (all of them are built anew when `config` differs).
+    pub fn rebuild(
+        &self,
+        config: &ZoneConfig,
+        services: &[ServiceRecord],
+    ) -> Result<ZoneBuild, ZoneError> {
+        Self::assemble(config, services, Some(self).filter(|z| z.config == *config))
+    }
+
+    fn assemble(
+        config: &ZoneConfig,
+        services: &[ServiceRecord],
+        previous: Option<&Zone>,
+    ) -> Result<ZoneBuild, ZoneError> {
+        let apex = match previous {
+            Some(p) => p.apex.clone(),
+            None => Apex::from_config(config)?,
+        };
         let origin = apex.origin.clone();
-        let mut builder = ZoneBuilder::new(apex);
+        let origin_labels = usize::from(origin.num_labels());
+        let hasher = previous.map_or_else(RandomState::new, |p| p.hasher.clone());
         let mut errors = Vec::new();
 
         let mut ordered: Vec<&ServiceRecord> = services.iter().collect();
         // Stable: among equal keys, the first given stays first.
         ordered.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-        let mut previous: Option<&ServiceRecord> = None;
+        let mut fragments: HashMap<u64, Vec<Arc<Fragment>>> = HashMap::with_capacity(ordered.len());
+        let mut namespaces: BTreeSet<Box<[u8]>> = BTreeSet::new();
+        let mut digest = 0u64;
+        let mut record_count = 0usize;
+        let mut last: Option<&ServiceRecord> = None;
         for service in ordered {
-            if previous.is_some_and(|p| p.namespace == service.namespace && p.name == service.name)
-            {
+            if last.is_some_and(|p| p.namespace == service.namespace && p.name == service.name) {
                 errors.push(ZoneError::DuplicateService {
                     service: service.key(),
                 });
                 continue;
             }
-            previous = Some(service);
-            match Publication::new(service, &origin) {
-                Ok(publication) => builder.add_service(&publication),
-                Err(error) => errors.push(error),
+            last = Some(service);
+            let reused = previous.and_then(|p| p.fragment_for(service));
+            let fragment = match reused {
+                Some(f) => f,
+                None => match Publication::new(service, &origin) {
+                    Ok(publication) => Arc::new(Fragment::new(service, &publication, apex.ttl)),
+                    Err(error) => {
+                        errors.push(error);
+                        continue;
+                    }
+                },
+            };
+            if fragment.nodes.is_empty() {
+                continue;
             }
+            if !namespaces.contains(&fragment.namespace) {
+                namespaces.insert(fragment.namespace.clone());
+            }
+            digest = digest.wrapping_add(fragment.digest);
+            record_count += fragment.record_count;
+            fragments
+                .entry(key_hash(&hasher, &fragment.namespace, &fragment.name))
+                .or_default()
+                .push(fragment);
         }
 
-        let built = builder.finish();
+        let svc = Label::from_ascii("svc").ok();
+        let namespace_names: Vec<LowerName> = namespaces
+            .iter()
+            .filter_map(|ns| {
+                let labels = [Label::from_raw_bytes(ns).ok()?, svc.clone()?];
+                let name = Name::from_labels(labels)
+                    .ok()?
+                    .append_domain(&origin)
+                    .ok()?;
+                Some(LowerName::new(&name))
+            })
+            .collect();
+        let built = ZoneBuilder::apex(&apex, &namespace_names, digest);
         Ok(ZoneBuild {
             zone: Self {
+                config: config.clone(),
                 origin: LowerName::new(&origin),
+                origin_labels,
+                apex,
                 nodes: built.nodes,
+                services: fragments,
+                hasher,
                 negative_soa: built.negative_soa,
                 serial: built.serial,
-                record_count: built.record_count,
+                record_count: record_count + built.record_count,
             },
             errors,
         })
+    }
+
+    /// This zone's fragment of `service`, if it was built from the same record.
+    fn fragment_for(&self, service: &ServiceRecord) -> Option<Arc<Fragment>> {
+        let (namespace, name) = (lowered(&service.namespace), lowered(&service.name));
+        self.services
+            .get(&key_hash(&self.hasher, &namespace, &name))?
+            .iter()
+            .find(|f| f.record == *service)
+            .cloned()
     }
 
     /// The SOA serial: a digest of the content, so it changes whenever the content does.
@@ -118,7 +225,11 @@ impl Zone {
 
     /// Finds `name` (already lower-cased) in the zone.
     pub(crate) fn lookup(&self, name: &LowerName) -> Lookup<'_> {
-        match self.nodes.get(name) {
+        let node = self
+            .nodes
+            .get(name)
+            .or_else(|| self.service_of(name)?.nodes.get(name));
+        match node {
             Some(Node::Data(rrsets)) => Lookup::Data(rrsets),
             Some(Node::EmptyNonTerminal) => Lookup::EmptyNonTerminal,
             Some(Node::Hidden) => Lookup::NxDomain,
@@ -127,9 +238,52 @@ impl Zone {
         }
     }
 
+    /// The fragment of the service `name` would belong to: by its labels `<svc>.<ns>.svc`
+    /// just below the origin. Without allocating: this is on every query's path.
+    fn service_of(&self, name: &LowerName) -> Option<&Fragment> {
+        let mut labels = name.iter().rev().skip(self.origin_labels);
+        if labels.next()? != b"svc" {
+            return None;
+        }
+        let namespace = labels.next()?;
+        let service = labels.next()?;
+        self.services
+            .get(&key_hash(&self.hasher, namespace, service))?
+            .iter()
+            .find(|f| *f.namespace == *namespace && *f.name == *service)
+            .map(AsRef::as_ref)
+    }
+
     /// The SOA that negative answers carry in their authority section.
     pub(crate) fn negative_soa(&self) -> &RRset {
         &self.negative_soa
+    }
+}
+
+/// `s` in lower case, copied only when it has upper-case letters.
+fn lowered(s: &str) -> std::borrow::Cow<'_, [u8]> {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        s.to_ascii_lowercase().into_bytes().into()
+    } else {
+        s.as_bytes().into()
+    }
+}
+
+impl Fragment {
+    fn new(record: &ServiceRecord, publication: &Publication, ttl: u32) -> Self {
+        let base = LowerName::new(&publication.service_name);
+        let built = ZoneBuilder::fragment(ttl, &base, publication);
+        let mut labels = base.iter();
+        let name: Box<[u8]> = labels.next().unwrap_or_default().into();
+        let namespace: Box<[u8]> = labels.next().unwrap_or_default().into();
+        Self {
+            record: record.clone(),
+            namespace,
+            name,
+            nodes: built.nodes,
+            digest: built.digest,
+            record_count: built.record_count,
+        }
     }
 }
 
@@ -139,7 +293,10 @@ impl fmt::Debug for Zone {
             .field("origin", &self.origin.to_string())
             .field("serial", &self.serial)
             .field("records", &self.record_count)
-            .field("names", &self.nodes.len())
+            .field(
+                "services",
+                &self.services.values().map(Vec::len).sum::<usize>(),
+            )
             .finish()
     }
 }
@@ -295,6 +452,116 @@ mod tests {
         let fewer = Zone::build(&config, &[one]).unwrap().zone;
         assert_eq!(forward.serial(), backward.serial());
         assert_ne!(forward.serial(), fewer.serial());
+    }
+
+    /// Every owner name a zone serves or hides, apex and services.
+    fn names(zone: &Zone) -> Vec<LowerName> {
+        let mut out: Vec<LowerName> = zone.nodes.keys().cloned().collect();
+        for fragments in zone.services.values() {
+            for f in fragments {
+                out.extend(f.nodes.keys().cloned());
+            }
+        }
+        out.sort();
+        out
+    }
+
+    fn answer(zone: &Zone, name: &LowerName) -> String {
+        format!("{:?}", zone.lookup(name))
+    }
+
+    /// The services of step `step`: some unchanged, some changed, added or gone.
+    fn services_at(step: usize) -> Vec<ServiceRecord> {
+        let mut out = Vec::new();
+        for i in 0..60usize {
+            if (i + step).is_multiple_of(7) {
+                continue; // gone at this step
+            }
+            let ns = format!("ns-{}", i % 5);
+            let name = format!("svc-{i}");
+            if i.is_multiple_of(4) {
+                let n = (i + step) % 3;
+                let endpoints: Vec<(&str, &str, &str)> = [
+                    ("east", "db-0", "10.1.0.1"),
+                    ("west", "db-1", "10.2.0.1"),
+                    ("east", "db-2", "10.1.0.2"),
+                ][..n]
+                    .to_vec();
+                let mut h = headless(&ns, &name, &endpoints);
+                h.ports = vec![PortRecord {
+                    name: Some("pg".into()),
+                    protocol: PortProtocol::Tcp,
+                    port: 5432,
+                }];
+                out.push(h);
+            } else {
+                let ip = format!(
+                    "10.9.{}.{}",
+                    i,
+                    if i.is_multiple_of(3) { step % 2 } else { 1 }
+                );
+                out.push(clusterset_ip(&ns, &name, &ip));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_rebuilt_zone_is_the_zone_built_from_scratch() {
+        let config = ZoneConfig::default();
+        let mut zone = Zone::build(&config, &services_at(0)).unwrap().zone;
+        for step in 1..20 {
+            let services = services_at(step);
+            let rebuilt = zone.rebuild(&config, &services).unwrap();
+            let fresh = Zone::build(&config, &services).unwrap();
+            assert!(rebuilt.errors.is_empty() && fresh.errors.is_empty());
+            let (rebuilt, fresh) = (rebuilt.zone, fresh.zone);
+            assert_eq!(rebuilt.serial(), fresh.serial(), "step {step}");
+            assert_eq!(rebuilt.len(), fresh.len(), "step {step}");
+            let mut all = names(&zone);
+            all.extend(names(&fresh));
+            assert_eq!(names(&rebuilt), names(&fresh), "step {step}");
+            for name in &all {
+                assert_eq!(
+                    answer(&rebuilt, name),
+                    answer(&fresh, name),
+                    "step {step}: {name}"
+                );
+            }
+            zone = rebuilt;
+        }
+    }
+
+    #[test]
+    fn a_rebuild_shares_the_unchanged_services_and_builds_the_changed_ones() {
+        let config = ZoneConfig::default();
+        let before = [
+            clusterset_ip("shop", "web", "10.0.0.1"),
+            clusterset_ip("shop", "cart", "10.0.0.2"),
+        ];
+        let zone = Zone::build(&config, &before).unwrap().zone;
+        let after = [
+            clusterset_ip("shop", "web", "10.0.0.1"),
+            clusterset_ip("shop", "cart", "10.0.0.3"),
+        ];
+        let rebuilt = zone.rebuild(&config, &after).unwrap().zone;
+        let fragment = |z: &Zone, name: &str| {
+            let name = LowerName::from(Name::from_ascii(name).unwrap());
+            z.service_of(&name).map(|f| f as *const Fragment)
+        };
+        let web = "web.shop.svc.clusterset.local.";
+        let cart = "cart.shop.svc.clusterset.local.";
+        assert_eq!(fragment(&zone, web), fragment(&rebuilt, web));
+        assert_ne!(fragment(&zone, cart), fragment(&rebuilt, cart));
+        assert_ne!(zone.serial(), rebuilt.serial());
+        // Another origin rebuilds everything.
+        let other = ZoneConfig::for_origin("other.local");
+        let moved = zone.rebuild(&other, &before).unwrap().zone;
+        assert!(matches!(lookup(&moved, web), Lookup::OutOfZone));
+        assert_eq!(
+            types(lookup(&moved, "web.shop.svc.other.local.")),
+            [RecordType::A]
+        );
     }
 
     #[test]

@@ -32,9 +32,21 @@ impl SerialDigest {
         self.bytes(&value.to_be_bytes());
     }
 
+    #[cfg(test)]
     pub(crate) fn finish(&self) -> u32 {
+        Self::fold(self.0)
+    }
+
+    /// The 64 bits so far, to combine digests of parts (by wrapping addition, which does not
+    /// depend on the order of the parts).
+    pub(crate) fn value(&self) -> u64 {
+        self.0
+    }
+
+    /// 64 bits folded to an SOA serial.
+    pub(crate) fn fold(value: u64) -> u32 {
         // Truncation is the point: fold the high half into the low half.
-        ((self.0 >> 32) ^ (self.0 & 0xffff_ffff)) as u32
+        ((value >> 32) ^ (value & 0xffff_ffff)) as u32
     }
 }
 
