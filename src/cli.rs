@@ -1,4 +1,5 @@
-//! The command line: `mcwan plan`, `mcwan gateway`, `mcwan crds`.
+//! The command line: `mcwan gateway`, `plan`, `status`, `export`, `import` and their
+//! inverses, `crds`, `demo`, `version`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -51,6 +52,8 @@ pub enum Command {
     Unimport(crate::kube::cli::UnimportCmd),
     /// Print the CustomResourceDefinitions mcwan uses, as YAML.
     Crds,
+    /// Print mcwan's version.
+    Version,
     /// Show the clusterset at work: three clusters on this host (in network namespaces, or in
     /// a VM where this kernel lacks IPVS), a service resolved and called across them through
     /// its WAN class, and a failover; everything is cleaned up afterwards.
@@ -286,6 +289,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Crds => {
             print!("{}", crate::render::crds_yaml()?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Version => {
+            println!("mcwan {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo(cmd) => {

@@ -254,6 +254,14 @@ fn dns_query_counters_move_with_real_queries() {
         1.0
     );
     assert_eq!(
+        sample(
+            &m,
+            "mcwan_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))]
+        ),
+        1.0
+    );
+    assert_eq!(
         sample(&m, "mcwan_dns_queries_total", &[("qtype", "SRV")]),
         1.0
     );

@@ -82,6 +82,11 @@ pub struct ImportLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    pub version: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PeerLabels {
     pub cluster: String,
     pub class: String,
@@ -147,6 +152,19 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix(PREFIX);
         let mut families = Vec::new();
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+            })
+            .set(1);
+        register(
+            &mut registry,
+            &mut families,
+            "build_info",
+            "Always 1; the label says which mcwan is running",
+            build_info,
+        );
         let dns_queries = Family::default();
         register(
             &mut registry,
