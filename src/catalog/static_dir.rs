@@ -199,14 +199,11 @@ impl FileState {
     /// Loads `text`, reusing `last` when the text did not change and falling back to its last
     /// good objects where the new text fails.
     fn load(cluster: &str, name: &str, text: String, last: Option<FileState>) -> Self {
-        if let Some(last) = last.as_ref().filter(|l| l.text == text) {
-            return Self {
-                text,
-                objects: last.objects.clone(),
-                problems: last.problems.clone(),
-                good: last.good.clone(),
-            };
-        }
+        let last = match last {
+            // Unchanged: reparsed by no one, copied by no one.
+            Some(last) if last.text == text => return last,
+            other => other,
+        };
         let mut objects = ClusterObjects::default();
         let mut problems = Vec::new();
         super::load_manifests(cluster, name, &text, &mut objects, &mut problems);
