@@ -77,7 +77,7 @@ pub struct PlanArgs {
     pub default_wan_policy: Option<String>,
     /// IPVS scheduler of the virtual servers. It must honour weights (wrr, wlc, mh, ...):
     /// mcwan shares traffic among clusters, and fails over, by weight.
-    #[arg(long, default_value = "wrr")]
+    #[arg(long, default_value = "wrr", env = "MCWAN_SCHEDULER")]
     pub scheduler: String,
 }
 
@@ -153,23 +153,23 @@ pub struct GatewayCmd {
     #[arg(long, env = "MCWAN_ADMIN_STATUS_REMOTE")]
     pub admin_status_remote: bool,
     /// UDP receive loops on the DNS socket (default: one per available core).
-    #[arg(long)]
+    #[arg(long, env = "MCWAN_DNS_UDP_WORKERS")]
     pub dns_udp_workers: Option<usize>,
     /// The clusterset zone.
-    #[arg(long, default_value = "clusterset.local")]
+    #[arg(long, default_value = "clusterset.local", env = "MCWAN_ZONE")]
     pub zone: String,
     /// TTL of every record, in seconds.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, env = "MCWAN_TTL")]
     pub ttl: u32,
     /// What to program: `none` serves DNS only (no root needed); `ipvs` programs the VIP
     /// interface, IPVS and the masquerade rules (needs CAP_NET_ADMIN and the ip_vs module).
     #[arg(long, value_enum, default_value_t = Dataplane::None, env = "MCWAN_DATAPLANE")]
     pub dataplane: Dataplane,
     /// The packet mark bit mcwan uses to select traffic to masquerade.
-    #[arg(long, default_value_t = crate::dataplane::nat::DEFAULT_MASQ_MARK, value_parser = parse_u32)]
+    #[arg(long, default_value_t = crate::dataplane::nat::DEFAULT_MASQ_MARK, value_parser = parse_u32, env = "MCWAN_MASQ_MARK")]
     pub masq_mark: u32,
     /// How often the dataplane is read back from the kernel to repair drift, in seconds.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 30, env = "MCWAN_RESYNC_SECONDS")]
     pub resync_seconds: u64,
     /// A real server that leaves (its endpoint no longer ready, its cluster drained) first goes
     /// to weight 0 and is deleted when its connections are gone, or after this many seconds
@@ -182,29 +182,29 @@ pub struct GatewayCmd {
     pub wireguard_private_key: Option<std::path::PathBuf>,
     /// WireGuard implementation: the kernel module when present (auto), or userspace (mcwan's
     /// own device on boringtun's noise protocol, on a TUN interface).
-    #[arg(long, value_enum, default_value_t = WireguardBackend::Auto)]
+    #[arg(long, value_enum, default_value_t = WireguardBackend::Auto, env = "MCWAN_WIREGUARD_BACKEND")]
     pub wireguard_backend: WireguardBackend,
     /// Priority of the `ip rule`s of SD-WAN hand-off.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, env = "MCWAN_RULE_PRIORITY")]
     pub rule_priority: u32,
     /// UDP port on which this gateway answers peers' health probes and probes theirs
     /// (0 disables health checking).
     #[arg(long, default_value_t = 9642, env = "MCWAN_HEALTH_PORT")]
     pub health_port: u16,
     /// Interval between health probes to each peer and class, in milliseconds.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, env = "MCWAN_HEALTH_INTERVAL_MS")]
     pub health_interval_ms: u64,
     /// A probe not answered within this many milliseconds is a miss.
-    #[arg(long, default_value_t = 250)]
+    #[arg(long, default_value_t = 250, env = "MCWAN_HEALTH_TIMEOUT_MS")]
     pub health_timeout_ms: u64,
     /// Consecutive misses that mark a peer down (drained).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, env = "MCWAN_HEALTH_FALL")]
     pub health_fall: u32,
     /// Consecutive answers that mark a peer up again.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, env = "MCWAN_HEALTH_RISE")]
     pub health_rise: u32,
     /// How long to wait for work in flight on shutdown, in seconds.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, env = "MCWAN_SHUTDOWN_GRACE")]
     pub shutdown_grace: u64,
 }
 
@@ -338,5 +338,33 @@ fn init_logging(format: LogFormat) {
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// A ConfigMap (envFrom) can set every gateway flag.
+    #[test]
+    fn every_gateway_flag_has_an_mcwan_environment_variable() {
+        let cli = Cli::command();
+        let gateway = cli
+            .get_subcommands()
+            .find(|c| c.get_name() == "gateway")
+            .expect("the gateway subcommand");
+        let missing: Vec<String> = gateway
+            .get_arguments()
+            .filter(|a| !matches!(a.get_id().as_str(), "help" | "version"))
+            .filter(|a| {
+                !a.get_env()
+                    .and_then(|e| e.to_str())
+                    .is_some_and(|e| e.starts_with("MCWAN_"))
+            })
+            .map(|a| a.get_id().to_string())
+            .collect();
+        assert!(missing.is_empty(), "no MCWAN_* variable: {missing:?}");
     }
 }
