@@ -54,6 +54,13 @@ pub enum Command {
     Crds,
     /// Print mcwan's version.
     Version,
+    /// Print a shell completion script: `mcwan completions bash > /etc/bash_completion.d/mcwan`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `mcwan man | man -l -`.
+    Man,
     /// Show the clusterset at work: three clusters on this host (in network namespaces, or in
     /// a VM where this kernel lacks IPVS), a service resolved and called across them through
     /// its WAN class, and a failover; everything is cleaned up afterwards.
@@ -293,6 +300,18 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Version => {
             println!("mcwan {}", env!("CARGO_PKG_VERSION"));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "mcwan", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            let command = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(command)
+                .render(&mut std::io::stdout())
+                .context("cannot write the manual page")?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo(cmd) => {
