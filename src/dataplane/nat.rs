@@ -9,7 +9,6 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use tokio::io::AsyncWriteExt;
 
 pub const TABLE: &str = "inet mcwan";
 /// The packet mark bit mcwan sets on traffic to masquerade.
@@ -17,10 +16,8 @@ pub const DEFAULT_MASQ_MARK: u32 = 0x0010_0000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NatError {
-    #[error("cannot run nft: {0}")]
-    Spawn(#[from] std::io::Error),
-    #[error("nft refused mcwan's rules: {0}")]
-    Refused(String),
+    #[error(transparent)]
+    Nft(#[from] mcwan_tunnel::Error),
 }
 
 /// What to masquerade.
@@ -86,24 +83,11 @@ impl NatRules {
     }
 }
 
-/// Applies the rules with `nft -f -`, atomically.
+/// Applies the rules with `nft -f -`, atomically (the one nft runner, shared with SD-WAN
+/// hand-off's table).
 pub async fn apply(rules: &NatRules) -> Result<(), NatError> {
-    let mut child = tokio::process::Command::new("nft")
-        .args(["-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(rules.script().as_bytes()).await?;
-    }
-    let out = child.wait_with_output().await?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(NatError::Refused(
-            String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-        ))
-    }
+    mcwan_tunnel::handoff::nft::run("mcwan's masquerade rules", &rules.script()).await?;
+    Ok(())
 }
 
 #[cfg(test)]
