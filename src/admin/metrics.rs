@@ -2,6 +2,7 @@
 //!
 //! | metric | labels | meaning |
 //! |---|---|---|
+//! | `mcwan_build_info` | `version` | always 1: which mcwan is running |
 //! | `mcwan_dns_queries_total` | `qtype`, `rcode` | DNS queries answered |
 //! | `mcwan_dns_query_duration_seconds` | `qtype` | time to answer, histogram |
 //! | `mcwan_catalog_objects` | `cluster`, `kind` | objects in the catalog |
