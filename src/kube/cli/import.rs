@@ -12,7 +12,6 @@ use anyhow::Context as _;
 use clap::Args;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
-use serde_json::json;
 
 use super::{block_on, parse_target};
 use crate::crd;
@@ -172,13 +171,10 @@ async fn import_kube(
     }
     let import = object(&key, cmd.ingress_gw, policy.clone(), ports)?;
     let api: Api<crd::WanImport> = Api::namespaced(client, &key.namespace);
-    let mut body = serde_json::to_value(&import)?;
-    body["apiVersion"] = json!("mcw.l7mp.io/v1alpha1");
-    body["kind"] = json!("WANImport");
     api.patch(
         &key.name,
         &PatchParams::apply(CLI_FIELD_MANAGER).force(),
-        &Patch::Apply(&body),
+        &Patch::Apply(&import),
     )
     .await
     .with_context(|| format!("cannot write WANImport {key}"))?;
@@ -232,15 +228,12 @@ fn import_static(
         ports = ports_of(objects.services.get(key).ok_or_else(|| no_ports(key))?);
     }
     let import = object(key, cmd.ingress_gw, policy.clone(), ports)?;
-    let mut body = serde_json::to_value(&import)?;
-    body["apiVersion"] = json!("mcw.l7mp.io/v1alpha1");
-    body["kind"] = json!("WANImport");
     let path = manifest_path(dir, cluster, key);
     let text = format!(
         "# Written by `mcwan import`; `mcwan unimport {}/{} --catalog ... --cluster-id {cluster}` removes it.\n{}",
         key.name,
         key.namespace,
-        serde_yaml::to_string(&body)?
+        serde_yaml::to_string(&import)?
     );
     crate::files::replace_atomically(&path, text.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))?;
