@@ -113,14 +113,18 @@ fn status(answer: &str) -> &str {
         .unwrap_or("")
 }
 
-fn plan_vip(catalog: &Path, cluster: &str, service: &str) -> String {
+/// `mcwan plan -o json` of `cluster` on `catalog`.
+fn plan_json(catalog: &Path, cluster: &str) -> serde_json::Value {
     let out = Command::new(env!("CARGO_BIN_EXE_mcwan"))
         .args(["plan", "--cluster-id", cluster, "-o", "json", "--catalog"])
         .arg(catalog)
         .output()
         .unwrap();
-    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    plan["imports"]
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn plan_vip(catalog: &Path, cluster: &str, service: &str) -> String {
+    plan_json(catalog, cluster)["imports"]
         .as_array()
         .unwrap()
         .iter()
@@ -469,13 +473,7 @@ fn plan_prints_terminal_control_characters_escaped() {
 
 /// The plan's egress virtual servers of `service`, as JSON.
 fn plan_egress(catalog: &Path, cluster: &str, service: &str) -> Vec<serde_json::Value> {
-    let out = Command::new(env!("CARGO_BIN_EXE_mcwan"))
-        .args(["plan", "--cluster-id", cluster, "-o", "json", "--catalog"])
-        .arg(catalog)
-        .output()
-        .unwrap();
-    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    plan["ipvs"]["egress"]
+    plan_json(catalog, cluster)["ipvs"]["egress"]
         .as_array()
         .unwrap()
         .iter()

@@ -15,6 +15,19 @@ crate::on_both_api_servers!(
 /// A ServiceExport as the MCS API examples write it (no mcw.l7mp.io annotation) takes the
 /// cluster's only WANPolicy; with two and none marked it says what to do; marking one
 /// `mcw.l7mp.io/is-default-policy: "true"` makes it the default.
+/// The message of `shop/cart`'s Valid condition in cluster-1, once its status is `status`.
+async fn valid_message(cs: &Clusterset, status: &str) -> String {
+    let export = cs
+        .wait_for_object(0, MCS, "serviceexports", Some("shop"), "cart", |e| {
+            condition_is(e, "Valid", status)
+        })
+        .await;
+    condition(&export, "Valid").unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 async fn a_plain_mcs_export_takes_the_default_wan_policy(backend: Backend) {
     let cs = Clusterset::start(backend, 2).await;
     let api = cs.api(0);
@@ -28,15 +41,7 @@ async fn a_plain_mcs_export_takes_the_default_wan_policy(backend: Backend) {
     ))
     .await;
     api.create(mk_export("shop", "cart", None)).await;
-    let export = cs
-        .wait_for_object(0, MCS, "serviceexports", Some("shop"), "cart", |e| {
-            condition_is(e, "Valid", "True")
-        })
-        .await;
-    let message = condition(&export, "Valid").unwrap()["message"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let message = valid_message(&cs, "True").await;
     assert!(
         message.contains("WANPolicy gold") && message.contains("the only WANPolicy"),
         "{message}"
@@ -47,15 +52,7 @@ async fn a_plain_mcs_export_takes_the_default_wan_policy(backend: Backend) {
     // A second policy, none marked: which one is meant is not known, and the export says how
     // to tell.
     api.create(mk_policy("silver", "silver", 32000, 100)).await;
-    let export = cs
-        .wait_for_object(0, MCS, "serviceexports", Some("shop"), "cart", |e| {
-            condition_is(e, "Valid", "False")
-        })
-        .await;
-    let message = condition(&export, "Valid").unwrap()["message"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let message = valid_message(&cs, "False").await;
     assert!(
         message.contains("mcw.l7mp.io/is-default-policy"),
         "{message}"
@@ -65,15 +62,7 @@ async fn a_plain_mcs_export_takes_the_default_wan_policy(backend: Backend) {
     let mut silver = mk_policy("silver", "silver", 32000, 100);
     silver["metadata"]["annotations"] = json!({"mcw.l7mp.io/is-default-policy": "true"});
     api.apply(silver, "test").await;
-    let export = cs
-        .wait_for_object(0, MCS, "serviceexports", Some("shop"), "cart", |e| {
-            condition_is(e, "Valid", "True")
-        })
-        .await;
-    let message = condition(&export, "Valid").unwrap()["message"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let message = valid_message(&cs, "True").await;
     assert!(
         message.contains("WANPolicy silver") && message.contains("marked"),
         "{message}"
@@ -100,15 +89,7 @@ async fn an_unknown_wan_policy_is_valid_false_naming_it_and_a_warning_event(back
     assert!(message.contains("mcw.l7mp.io/mc-wan-policy"), "{message}");
     assert!(condition_is(&export, "Ready", "False"));
 
-    let event = cs
-        .wait_for("a Warning event about the export", || async {
-            cs.api(0)
-                .list("events.k8s.io/v1", "events", Some("shop"))
-                .await
-                .into_iter()
-                .find(|e| e["regarding"]["name"] == "cart" && e["reason"] == "InvalidExport")
-        })
-        .await;
+    let event = cs.wait_for_event(0, "shop", "cart", "InvalidExport").await;
     assert_eq!(event["type"], "Warning");
     assert_eq!(event["regarding"]["kind"], "ServiceExport");
     assert!(event["note"].as_str().unwrap().contains("platinum"));

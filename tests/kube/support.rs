@@ -562,6 +562,29 @@ impl Clusterset {
         .await
     }
 
+    /// Waits until cluster `i` has an `events.k8s.io` Event with `reason` about the object
+    /// `namespace/name`.
+    pub async fn wait_for_event(
+        &self,
+        i: usize,
+        namespace: &str,
+        name: &str,
+        reason: &str,
+    ) -> Value {
+        let api = &self.clusters[i].api;
+        let what = format!(
+            "a {reason} event about {namespace}/{name} in cluster {}",
+            i + 1
+        );
+        self.wait_for(&what, || async move {
+            api.list("events.k8s.io/v1", "events", Some(namespace))
+                .await
+                .into_iter()
+                .find(|e| e["regarding"]["name"] == name && e["reason"] == reason)
+        })
+        .await
+    }
+
     /// Waits until an object exists in cluster `i` and `check` accepts it.
     pub async fn wait_for_object(
         &self,

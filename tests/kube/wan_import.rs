@@ -113,13 +113,7 @@ async fn a_wan_import_imports_from_a_cluster_that_is_not_watched(backend: Backen
         .unwrap();
     assert_eq!(ghost["spec"]["wanPolicy"], "gold");
     let event = cs
-        .wait_for("a Warning event about the WANImport", || async {
-            cs.api(1)
-                .list("events.k8s.io/v1", "events", Some("shop"))
-                .await
-                .into_iter()
-                .find(|e| e["regarding"]["name"] == "ghost" && e["reason"] == "InvalidWANImport")
-        })
+        .wait_for_event(1, "shop", "ghost", "InvalidWANImport")
         .await;
     assert_eq!(event["regarding"]["kind"], "WANImport");
     let note = event["note"].as_str().unwrap();
