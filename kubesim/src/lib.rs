@@ -16,7 +16,7 @@
 //!        ▼
 //!  operation: get, list, create, replace, patch (merge | json | strategic | apply)
 //!  deletion:  delete, finalizers, namespace termination, CRD removal
-//!             ── defaults, crd, patch::{merge, json_patch, apply, fields}
+//!             ── defaults, crd, patch::{merge, apply, fields}
 //!        │ commit_put / commit_remove (one resource version each)
 //!        ▼
 //!  store: objects + global RV + bounded history ──broadcast──► watch streams

@@ -13,7 +13,7 @@ use crate::error::{ApiError, Details};
 use crate::meta::{self, NameRule};
 use crate::patch::apply::{self, ApplyRequest};
 use crate::patch::fields::Scope;
-use crate::patch::{json_patch, merge, PatchKind};
+use crate::patch::{merge, PatchKind};
 use crate::resource::{ResourceId, ResourceType};
 use crate::selector::Selectors;
 use crate::store::{present, State};
@@ -355,10 +355,15 @@ impl State {
         let old = old.ok_or_else(|| ApiError::not_found(details(rt, name)))?;
         let mut patched = present(rt, &old);
         match kind {
-            PatchKind::Merge => merge::merge_patch(&mut patched, patch),
+            PatchKind::Merge => json_patch::merge(&mut patched, patch),
             PatchKind::Strategic => merge::strategic_merge_patch(&mut patched, patch),
-            PatchKind::Json => json_patch::apply(&mut patched, patch)
-                .map_err(|err| ApiError::invalid(details(rt, name), &err.to_string()))?,
+            PatchKind::Json => {
+                let invalid = |err: String| ApiError::invalid(details(rt, name), &err);
+                let ops: json_patch::Patch = serde_json::from_value(patch.clone())
+                    .map_err(|err| invalid(format!("invalid JSON patch document: {err}")))?;
+                // On error the document is left as it was (the crate undoes applied operations).
+                json_patch::patch(&mut patched, &ops).map_err(|err| invalid(err.to_string()))?;
+            }
             PatchKind::Apply => unreachable!("handled above"),
         }
         check_identity(rt, &mut patched, namespace, Some(name))?;

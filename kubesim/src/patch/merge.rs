@@ -1,7 +1,7 @@
-//! JSON merge patch (RFC 7386) and the subset of strategic merge patch that `kubectl`
-//! relies on.
+//! The subset of strategic merge patch that `kubectl` relies on. (JSON merge patch, RFC 7386,
+//! and JSON patch, RFC 6902, are the `json-patch` crate's.)
 //!
-//! Strategic merge patch without the Go type schemas: maps merge as in a merge patch;
+//! Strategic merge patch without the Go type schemas: maps merge as in a JSON merge patch;
 //! a list is merged by key only when the patch carries a `$setElementOrder/<field>`
 //! directive (as kubectl's computed patches do), the key being the single field of the
 //! order entries; `$patch: delete` list items are removed; `$patch: replace` replaces a
@@ -9,27 +9,6 @@
 //! removes values. Any other list replaces the old one, as in a merge patch.
 
 use serde_json::{Map, Value};
-
-/// Apply an RFC 7386 merge patch to `target` in place.
-pub fn merge_patch(target: &mut Value, patch: &Value) {
-    let Value::Object(patch) = patch else {
-        *target = patch.clone();
-        return;
-    };
-    if !target.is_object() {
-        *target = Value::Object(Map::new());
-    }
-    let Value::Object(target) = target else {
-        return;
-    };
-    for (key, value) in patch {
-        if value.is_null() {
-            target.remove(key);
-        } else {
-            merge_patch(target.entry(key.clone()).or_insert(Value::Null), value);
-        }
-    }
-}
 
 /// Apply a strategic merge patch to `target` in place (see the module doc for the subset).
 pub fn strategic_merge_patch(target: &mut Value, patch: &Value) {
@@ -160,19 +139,6 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-
-    #[test]
-    fn merge_patch_follows_rfc_7386() {
-        let mut target = json!({"a": "b", "c": {"d": "e", "f": "g"}, "l": [1, 2]});
-        merge_patch(
-            &mut target,
-            &json!({"a": "z", "c": {"f": null}, "l": [3], "n": {"x": 1}}),
-        );
-        assert_eq!(
-            target,
-            json!({"a": "z", "c": {"d": "e"}, "l": [3], "n": {"x": 1}})
-        );
-    }
 
     #[test]
     fn strategic_patch_merges_keyed_lists_with_element_order() {

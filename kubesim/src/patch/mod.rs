@@ -1,9 +1,8 @@
-//! Patch formats: JSON merge patch (RFC 7386), a strategic-merge-patch subset,
-//! JSON patch (RFC 6902) and server-side apply with field ownership.
+//! Patch formats: JSON merge patch (RFC 7386) and JSON patch (RFC 6902) by the `json-patch`
+//! crate, a strategic-merge-patch subset, and server-side apply with field ownership.
 
 pub mod apply;
 pub mod fields;
-pub mod json_patch;
 pub mod merge;
 
 use crate::error::ApiError;
