@@ -347,7 +347,7 @@ pub fn plan_table(state: &DesiredState) -> String {
 }
 
 /// The CRDs as one multi-document YAML stream.
-pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
+pub fn crds_yaml() -> Result<String, serde_saphyr::SerializeError> {
     let mut cluster_property = crd::ClusterProperty::crd();
     // about.k8s.io is a protected group (KEP-1111): kube-apiserver refuses a CRD in it without
     // the approval annotation, which for ClusterProperty names KEP-2149's API review.
@@ -368,11 +368,11 @@ pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
     ];
     let mut out = String::new();
     for c in crds {
-        let mut c =
-            serde_json::to_value(c).map_err(<serde_yaml::Error as serde::ser::Error>::custom)?;
+        let mut c = serde_json::to_value(c)
+            .map_err(<serde_saphyr::SerializeError as serde::ser::Error>::custom)?;
         drop_unsigned_formats(&mut c);
         out.push_str("---\n");
-        out.push_str(&serde_yaml::to_string(&c)?);
+        out.push_str(&serde_saphyr::to_string(&c)?);
     }
     Ok(out)
 }

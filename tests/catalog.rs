@@ -147,7 +147,7 @@ fn unknown_kinds_are_ignored_with_a_warning() {
 fn a_list_is_read_item_by_item() {
     let dir = catalog_with(&format!(
         "apiVersion: v1\nkind: List\nitems:\n- {}\n",
-        serde_json::to_string(&serde_yaml::from_str::<serde_json::Value>(GOOD_SERVICE).unwrap())
+        serde_json::to_string(&serde_saphyr::from_str::<serde_json::Value>(GOOD_SERVICE).unwrap())
             .unwrap()
     ));
     let catalog = load_dir(dir.path()).unwrap();

@@ -131,7 +131,7 @@ fn kubectl_ok(server: &ApiServer, args: &[&str]) -> String {
 /// at 127.0.0.1:`gateway_port`), as the API server then holds it.
 fn patched_corefile(server: &ApiServer, dir: &Path, gateway_port: u16) -> String {
     let patch = std::fs::read_to_string(repo().join("deploy/coredns/coredns-patch.yaml")).unwrap();
-    let doc: serde_json::Value = serde_yaml::from_str(&patch).unwrap();
+    let doc: serde_json::Value = serde_saphyr::from_str(&patch).unwrap();
     let full = doc["data"]["Corefile"].as_str().unwrap();
     let kubeadm = &full[..full
         .find("# mcwan: begin")

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use mcwan::lab::netns::Netns;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 const MCWAN: &str = env!("CARGO_BIN_EXE_mcwan");
@@ -67,8 +67,9 @@ fn crds_carry_printer_columns_for_kubectl_get() {
 
 /// Every document of a multi-document YAML text (empty documents skipped).
 fn yaml_docs(text: &str) -> Vec<Value> {
-    serde_yaml::Deserializer::from_str(text)
-        .map(|doc| Value::deserialize(doc).expect("YAML document"))
+    serde_saphyr::from_multiple::<Value>(text)
+        .expect("YAML documents")
+        .into_iter()
         .filter(|doc| !doc.is_null())
         .collect()
 }
@@ -633,9 +634,7 @@ fn clusterset_files_load_without_problems() {
 }
 
 fn assert_clusterset_loads(origin: &str, text: &str) -> mcwan::catalog::ClusterSet {
-    let file: mcwan::catalog::ClusterSetFile =
-        serde_path_to_error::deserialize(serde_yaml::Deserializer::from_str(text))
-            .unwrap_or_else(|e| panic!("{origin}: {}: {}", e.path(), e.inner()));
+    let file = mcwan::catalog::parse_clusterset(text).unwrap_or_else(|e| panic!("{origin}: {e}"));
     let mut problems = Vec::new();
     let set = mcwan::catalog::ClusterSet::from_file(file, &mut problems);
     assert!(problems.is_empty(), "{origin}: {problems:?}");

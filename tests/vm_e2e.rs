@@ -319,8 +319,7 @@ fn kubernetes_mode_end_to_end() {
         }))
         .unwrap();
         for (_, text) in mcwan::lab::catalog::manifests(i) {
-            for doc in serde_yaml::Deserializer::from_str(&text) {
-                let object: serde_json::Value = serde::Deserialize::deserialize(doc).unwrap();
+            for object in serde_saphyr::from_multiple::<serde_json::Value>(&text).unwrap() {
                 sim.create_json(object).unwrap();
             }
         }

@@ -130,7 +130,7 @@ fn dispatch(app: &Arc<App>, call: &Call) -> Result<Response<Body>, ApiError> {
 fn parse_body(call: &Call) -> Result<Value, ApiError> {
     let yaml = call.content_type.contains("yaml");
     let parsed = if yaml {
-        serde_yaml::from_slice::<Value>(&call.body).map_err(|e| e.to_string())
+        serde_saphyr::from_slice::<Value>(&call.body).map_err(|e| e.to_string())
     } else {
         serde_json::from_slice::<Value>(&call.body).map_err(|e| e.to_string())
     };

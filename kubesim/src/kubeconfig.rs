@@ -17,7 +17,7 @@ pub fn yaml(url: &str, context: &str) -> String {
         }],
         "current-context": context,
     });
-    serde_yaml::to_string(&document).unwrap_or_default()
+    serde_saphyr::to_string(&document).unwrap_or_default()
 }
 
 #[cfg(test)]

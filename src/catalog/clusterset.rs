@@ -154,3 +154,19 @@ impl ClusterEntry {
             .unwrap_or(self.gateway.wan_address)
     }
 }
+
+/// Parses a clusterset file. The error names the field (`field clusters[1].gateway.wan: ...`)
+/// when the YAML is well formed but does not fit, and the line and column when it is not YAML.
+pub fn parse_clusterset(text: &str) -> Result<ClusterSetFile, String> {
+    let mut at_path = None;
+    let parsed = serde_saphyr::with_deserializer_from_str(text, |de| {
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            at_path = Some(e.path().to_string());
+            e.into_inner()
+        })
+    });
+    parsed.map_err(|e| match at_path.as_deref() {
+        None | Some(".") => e.to_string(),
+        Some(p) => format!("field {p}: {e}"),
+    })
+}

@@ -1,7 +1,7 @@
 //! The example clusterset (`examples/clusterset`), built into the binary: what `mcwan gateway`
 //! and `mcwan plan` use when no `--catalog` is given, so a first run needs no files.
 
-use super::{Catalog, ClusterSet, ClusterSetFile};
+use super::{Catalog, ClusterSet};
 
 /// The cluster an embedded-example gateway plays: the importing side of the seed's stories.
 pub const EXAMPLE_CLUSTER: &str = "cluster-2";
@@ -37,7 +37,7 @@ const FILES: &[(&str, &str)] = &[
 /// The example clusterset as a catalog.
 pub fn example() -> Catalog {
     let mut problems = Vec::new();
-    let clusterset = match serde_yaml::from_str::<ClusterSetFile>(CLUSTERSET) {
+    let clusterset = match crate::catalog::parse_clusterset(CLUSTERSET) {
         Ok(file) => ClusterSet::from_file(file, &mut problems),
         // The file is part of the build and covered by a test; keep the type total anyway.
         Err(_) => ClusterSet::default(),

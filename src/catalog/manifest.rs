@@ -2,7 +2,6 @@
 //! [`ClusterObjects`]. A document that cannot be used is reported and skipped; the others load.
 
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
 use serde_json::Value;
 
 use crate::convert::{self, FieldError};
@@ -18,30 +17,21 @@ pub fn load(
     objects: &mut ClusterObjects,
     problems: &mut Vec<Problem>,
 ) {
-    for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
+    // Documents are numbered as the reader yields them; empty documents yield nothing.
+    let mut bytes = text.as_bytes();
+    for (i, doc) in serde_saphyr::read::<_, Value>(&mut bytes).enumerate() {
         let file_ref =
             || ObjectRef::cluster_scoped("file", &format!("{source} (document {})", i + 1));
-        let value = match serde_yaml::Value::deserialize(doc) {
-            Ok(serde_yaml::Value::Null) => continue,
-            Ok(v) => v,
-            Err(e) => {
-                problems.push(Problem::error(
-                    Some(cluster),
-                    file_ref(),
-                    None,
-                    format!("not YAML: {e}"),
-                ));
-                // A syntax error ends the stream: the parser cannot find the next document.
-                break;
-            }
-        };
-        match serde_json::to_value(&value) {
+        match doc {
+            Ok(Value::Null) => {}
             Ok(json) => load_object(cluster, json, &file_ref, objects, problems),
+            // After a syntax error the reader ends: it cannot find the next document. After a
+            // document that is YAML but not a JSON-compatible value it goes on with the next.
             Err(e) => problems.push(Problem::error(
                 Some(cluster),
                 file_ref(),
                 None,
-                format!("not a JSON-compatible object: {e}"),
+                format!("not a usable YAML document: {e}"),
             )),
         }
     }

@@ -9,7 +9,9 @@ mod static_dir;
 
 use std::collections::BTreeMap;
 
-pub use clusterset::{ClusterEntry, ClusterSet, ClusterSetFile, GatewayEntry, WanMode};
+pub use clusterset::{
+    parse_clusterset, ClusterEntry, ClusterSet, ClusterSetFile, GatewayEntry, WanMode,
+};
 pub use embedded::{example as embedded_example, EXAMPLE_CLUSTER};
 pub use manifest::load as load_manifests;
 pub use static_dir::{load_dir, CatalogDir, CatalogError, CLUSTERSET_FILE};

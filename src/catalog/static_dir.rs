@@ -5,7 +5,7 @@ use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use super::{Catalog, ClusterSet, ClusterSetFile};
+use super::{Catalog, ClusterSet};
 use crate::model::{ClusterObjects, ServiceKey};
 use crate::problem::{ObjectRef, Problem, Severity};
 
@@ -77,15 +77,11 @@ impl CatalogDir {
             path: path.clone(),
             source,
         })?;
-        let file: ClusterSetFile = serde_path_to_error::deserialize(
-            serde_yaml::Deserializer::from_str(&text),
-        )
-        .map_err(|e| CatalogError::ClusterSet {
-            path: path.clone(),
-            message: match e.path().to_string().as_str() {
-                "." => e.into_inner().to_string(),
-                p => format!("field {p}: {}", e.into_inner()),
-            },
+        let file = crate::catalog::parse_clusterset(&text).map_err(|message| {
+            CatalogError::ClusterSet {
+                path: path.clone(),
+                message,
+            }
         })?;
         let mut problems = Vec::new();
         let parsed = ClusterSet::from_file(file, &mut problems);

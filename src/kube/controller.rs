@@ -26,7 +26,7 @@ use super::object::Writes;
 use super::source::{watch_cluster, Sources};
 use super::writer::Writer;
 use super::{writes, LABEL_MANAGED_BY, MANAGED_BY};
-use crate::catalog::{Catalog, ClusterSet, ClusterSetFile};
+use crate::catalog::{Catalog, ClusterSet};
 use crate::crd;
 use crate::gateway::Reconciler;
 use crate::model::{ClusterId, ServiceKey};
@@ -44,12 +44,8 @@ pub enum KubeError {
         #[source]
         source: std::io::Error,
     },
-    #[error("clusterset file {}: {source}", .path.display())]
-    ClustersetParse {
-        path: PathBuf,
-        #[source]
-        source: serde_yaml::Error,
-    },
+    #[error("clusterset file {}: {message}", .path.display())]
+    ClustersetParse { path: PathBuf, message: String },
     #[error("the Kubernetes task {task} ended unexpectedly")]
     TaskEnded { task: String },
 }
@@ -83,11 +79,12 @@ impl KubeGateway {
             path: path.clone(),
             source,
         })?;
-        let file: ClusterSetFile =
-            serde_yaml::from_str(&text).map_err(|source| KubeError::ClustersetParse {
+        let file = crate::catalog::parse_clusterset(&text).map_err(|message| {
+            KubeError::ClustersetParse {
                 path: path.clone(),
-                source,
-            })?;
+                message,
+            }
+        })?;
         let mut clusterset_problems = Vec::new();
         let clusterset = ClusterSet::from_file(file, &mut clusterset_problems);
 

@@ -465,7 +465,7 @@ pub async fn install_crds(client: &kube::Client) {
         if doc.trim().is_empty() {
             continue;
         }
-        let crd: Value = serde_yaml::from_str(doc).unwrap();
+        let crd: Value = serde_saphyr::from_str(doc).unwrap();
         names.push(crd["metadata"]["name"].as_str().unwrap().to_owned());
         apply(client, &crd, "mcwan-tests").await.unwrap();
     }

@@ -233,7 +233,7 @@ fn import_static(
         "# Written by `mcwan import`; `mcwan unimport {}/{} --catalog ... --cluster-id {cluster}` removes it.\n{}",
         key.name,
         key.namespace,
-        serde_yaml::to_string(&import)?
+        serde_saphyr::to_string(&import)?
     );
     crate::files::replace_atomically(&path, text.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))?;
