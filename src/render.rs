@@ -402,3 +402,53 @@ fn drop_unsigned_formats(schema: &mut serde_json::Value) {
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    /// Every field of every CRD schema is described for people (what `kubectl explain` prints).
+    #[test]
+    fn every_crd_field_is_described() {
+        fn walk(path: &str, schema: &Value, missing: &mut Vec<String>) {
+            match schema.get("description").and_then(Value::as_str) {
+                Some(d) if !d.trim().is_empty() && !d.starts_with("Auto-generated") => {}
+                _ => missing.push(path.to_owned()),
+            }
+            if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+                for (name, p) in props {
+                    // The standard object fields are Kubernetes' own.
+                    if path.is_empty()
+                        && ["apiVersion", "kind", "metadata"].contains(&name.as_str())
+                    {
+                        continue;
+                    }
+                    walk(&format!("{path}.{name}"), p, missing);
+                }
+            }
+            // The items of a list of objects are described too (the list of scalars is enough).
+            if let Some(items) = schema
+                .get("items")
+                .filter(|i| i.get("properties").is_some())
+            {
+                walk(&format!("{path}[]"), items, missing);
+            }
+        }
+        let yaml = super::crds_yaml().unwrap();
+        let mut missing = Vec::new();
+        for crd in serde_saphyr::from_multiple::<Value>(&yaml).unwrap() {
+            let name = crd["metadata"]["name"].as_str().unwrap_or("?").to_owned();
+            for version in crd["spec"]["versions"].as_array().into_iter().flatten() {
+                let schema = &version["schema"]["openAPIV3Schema"];
+                let mut at = Vec::new();
+                walk("", schema, &mut at);
+                missing.extend(at.into_iter().map(|p| format!("{name}: {p}")));
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "fields without a description:\n{}",
+            missing.join("\n")
+        );
+    }
+}

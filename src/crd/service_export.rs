@@ -1,6 +1,9 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    JSONSchemaPropsOrArray, JSON,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta};
 use kube::core::NamespaceResourceScope;
 use kube::{CustomResource, CustomResourceExt, Resource};
@@ -16,6 +19,7 @@ use serde::{Deserialize, Serialize};
     version = "v1alpha1",
     kind = "ServiceExport",
     root = "ServiceExportSchema",
+    doc = "ServiceExport (Multi-Cluster Services API) exports the Service of the same namespace and name to the clusterset. mcwan reads its WAN class from the mcw.l7mp.io/mc-wan-policy annotation (or the cluster's default WANPolicy) and reports the Valid, Ready and Conflict conditions.",
     namespaced,
     status = "ServiceExportStatus",
     shortname = "svcex",
@@ -35,10 +39,16 @@ pub struct ServiceExportSpec {
     pub exported_annotations: Option<BTreeMap<String, String>>,
 }
 
+/// What the exporting cluster's gateway reports about the export.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceExportStatus {
+    /// The export's conditions, one per type: Valid (the export and its WAN policy are usable),
+    /// Ready (the gateway serves it to the clusterset), Conflict (the clusters exporting it
+    /// disagree on its ports or type). Conditions of other types, set by other controllers,
+    /// are kept.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
 }
 
@@ -83,6 +93,26 @@ impl ServiceExport {
             };
             if let Some(required) = root.required.as_mut() {
                 required.retain(|f| f != "spec");
+            }
+            // A condition's status is one of Kubernetes' three words.
+            if let Some(status) = root
+                .properties
+                .as_mut()
+                .and_then(|p| p.get_mut("status"))
+                .and_then(|s| s.properties.as_mut())
+                .and_then(|p| p.get_mut("conditions"))
+                .and_then(|c| c.items.as_mut())
+                .and_then(|items| match items {
+                    JSONSchemaPropsOrArray::Schema(item) => item.properties.as_mut(),
+                    JSONSchemaPropsOrArray::Schemas(_) => None,
+                })
+                .and_then(|p| p.get_mut("status"))
+            {
+                status.enum_ = Some(
+                    ["True", "False", "Unknown"]
+                        .map(|w| JSON(serde_json::Value::from(w)))
+                        .to_vec(),
+                );
             }
             // An empty `required` is not a valid schema.
             if root.required.as_ref().is_some_and(Vec::is_empty) {
@@ -153,6 +183,22 @@ mod tests {
         let back = serde_json::to_value(&e).unwrap();
         assert_eq!(back["kind"], "ServiceExport");
         assert_eq!(back["apiVersion"], "multicluster.x-k8s.io/v1alpha1");
+    }
+
+    #[test]
+    fn conditions_are_a_map_keyed_by_type_with_kubernetes_status_words() {
+        let crd = serde_json::to_value(ServiceExport::crd()).unwrap();
+        let conditions = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]
+            ["status"]["properties"]["conditions"];
+        assert_eq!(conditions["x-kubernetes-list-type"], "map");
+        assert_eq!(
+            conditions["x-kubernetes-list-map-keys"],
+            serde_json::json!(["type"])
+        );
+        assert_eq!(
+            conditions["items"]["properties"]["status"]["enum"],
+            serde_json::json!(["True", "False", "Unknown"])
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
     version = "v1alpha1",
     kind = "WANImport",
     root = "WanImport",
+    doc = "WANImport imports one service from a given ingress gateway, for clusters that do not watch each other or an exporting gateway outside Kubernetes. Its name and namespace are the service's. The gateway imports the service as if it had read the exporting member's ServiceExport. mcwan import and mcwan unimport write and delete it.",
     plural = "wanimports",
     namespaced,
     shortname = "wanim",
@@ -34,9 +35,11 @@ pub struct WanImportSpec {
     pub ports: Vec<WanImportPort>,
 }
 
+/// One port of the imported service.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WanImportPort {
+    /// The port's name (as in the exported Service).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// TCP (default), UDP or SCTP.

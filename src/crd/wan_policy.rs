@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
     version = "v1alpha1",
     kind = "WANPolicy",
     root = "WanPolicy",
+    doc = "WANPolicy names a WAN tunnel class (one WireGuard tunnel or SD-WAN hand-off per class), the class's WAN port and ingress port range, and its SLA. Cluster-scoped; every cluster of the clusterset is expected to hold the same policies. A ServiceExport picks one with the mcw.l7mp.io/mc-wan-policy annotation.",
     plural = "wanpolicies",
     shortname = "wanpol",
     printcolumn = r#"{"name":"Tunnel","type":"string","jsonPath":".spec.tunnel"}"#,
@@ -29,6 +30,7 @@ pub struct WanPolicySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 65535))]
     pub port_count: Option<u16>,
+    /// The service level objectives of the class, for the SD-WAN to honour.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sla: Option<SlaSpec>,
 }
@@ -36,14 +38,17 @@ pub struct WanPolicySpec {
 /// Service level objectives of the class.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SlaSpec {
+    /// The jitter objective, in milliseconds.
     #[serde(rename = "jitter-ms", default, skip_serializing_if = "Option::is_none")]
     pub jitter_ms: Option<u32>,
+    /// The one-way latency objective, in milliseconds.
     #[serde(
         rename = "latency-ms",
         default,
         skip_serializing_if = "Option::is_none"
     )]
     pub latency_ms: Option<u32>,
+    /// The packet loss objective, in percent.
     #[serde(
         rename = "loss-percent",
         default,

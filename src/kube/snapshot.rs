@@ -42,10 +42,12 @@ pub struct ClusterSnapshot {
 }
 
 /// What the gateway reads back from its own cluster but does not plan from: the conditions its
-/// ServiceExports carry now (to keep `lastTransitionTime`), and object UIDs (for Events).
+/// ServiceExports carry now (to keep `lastTransitionTime`), their `metadata.generation` (the
+/// conditions' `observedGeneration`), and object UIDs (for Events).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Observed {
     pub export_conditions: BTreeMap<ServiceKey, Vec<Condition>>,
+    pub export_generations: BTreeMap<ServiceKey, i64>,
     pub uids: BTreeMap<ObjectRef, String>,
 }
 
@@ -113,6 +115,11 @@ pub fn build(cluster: &str, stores: &Stores<'_>) -> (ClusterSnapshot, Observed) 
                         Some(&w.field),
                         w.message,
                     ));
+                }
+                if let Some(generation) = export.metadata.generation {
+                    observed
+                        .export_generations
+                        .insert(e.key.clone(), generation);
                 }
                 if let Some(status) = &export.status {
                     observed

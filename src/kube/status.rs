@@ -1,7 +1,8 @@
 //! The status of this cluster's ServiceExports: the MCS conditions Valid, Ready and Conflict the
 //! desired state computed, with `lastTransitionTime` kept from the object when a condition's
-//! status did not change. The write's hash leaves the time out, so a recompute that changes
-//! nothing writes nothing.
+//! status did not change, and `observedGeneration` the object's `metadata.generation` they were
+//! computed from. The write's hash leaves the time out, so a recompute that changes nothing
+//! writes nothing; a new generation is a change even when the conditions stay.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
@@ -18,8 +19,14 @@ fn status_word(status: bool) -> &'static str {
     }
 }
 
-/// The status write of `export`, given the conditions the object carries now.
-pub fn export_status(export: &ExportStatus, observed: &[Condition], now: Timestamp) -> Write {
+/// The status write of `export`, given the conditions the object carries now and its
+/// `metadata.generation` (absent when the API server sets none).
+pub fn export_status(
+    export: &ExportStatus,
+    observed: &[Condition],
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Write {
     let mut basis = Vec::new();
     let mut conditions = Vec::new();
     for c in &export.conditions {
@@ -30,6 +37,9 @@ pub fn export_status(export: &ExportStatus, observed: &[Condition], now: Timesta
             "reason": c.reason,
             "message": c.message,
         });
+        if let Some(generation) = generation {
+            value["observedGeneration"] = json!(generation);
+        }
         basis.push(value.clone());
         let since = observed
             .iter()
@@ -95,6 +105,7 @@ mod tests {
         let w = export_status(
             &export(true),
             &observed("True", "2024-01-01T00:00:00Z"),
+            Some(3),
             now,
         );
         assert_eq!(
@@ -109,6 +120,7 @@ mod tests {
         let w = export_status(
             &export(false),
             &observed("True", "2024-01-01T00:00:00Z"),
+            Some(3),
             now,
         );
         assert_eq!(
@@ -120,12 +132,28 @@ mod tests {
 
     #[test]
     fn the_time_alone_is_not_a_change() {
-        let a = export_status(&export(true), &[], "2030-01-01T00:00:00Z".parse().unwrap());
-        let b = export_status(&export(true), &[], "2031-01-01T00:00:00Z".parse().unwrap());
+        let at = |t: &str| t.parse::<Timestamp>().unwrap();
+        let a = export_status(&export(true), &[], Some(1), at("2030-01-01T00:00:00Z"));
+        let b = export_status(&export(true), &[], Some(1), at("2031-01-01T00:00:00Z"));
         assert_eq!(a.hash, b.hash);
         assert_ne!(
             a.hash,
-            export_status(&export(false), &[], Timestamp::UNIX_EPOCH).hash
+            export_status(&export(false), &[], Some(1), Timestamp::UNIX_EPOCH).hash
         );
+    }
+
+    #[test]
+    fn conditions_carry_the_generation_they_were_computed_from() {
+        let a = export_status(&export(true), &[], Some(1), Timestamp::UNIX_EPOCH);
+        assert_eq!(a.body["status"]["conditions"][0]["observedGeneration"], 1);
+        let b = export_status(&export(true), &[], Some(2), Timestamp::UNIX_EPOCH);
+        assert_ne!(
+            a.hash, b.hash,
+            "a new generation is written even when nothing else moved"
+        );
+        let none = export_status(&export(true), &[], None, Timestamp::UNIX_EPOCH);
+        assert!(none.body["status"]["conditions"][0]
+            .get("observedGeneration")
+            .is_none());
     }
 }

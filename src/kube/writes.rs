@@ -51,7 +51,8 @@ pub fn plan(
             .get(&export.key)
             .map(Vec::as_slice)
             .unwrap_or_default();
-        add(status::export_status(export, conditions, now));
+        let generation = observed.export_generations.get(&export.key).copied();
+        add(status::export_status(export, conditions, generation, now));
     }
     out
 }
