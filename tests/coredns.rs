@@ -11,11 +11,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail the test on any error
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
 
 #[path = "support/ports.rs"]
 mod ports;
@@ -25,97 +21,9 @@ use ports::free_port;
 mod testbed;
 use testbed::{ApiServer, CoreDns};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The static-catalog gateway of cluster-2 on the example clusterset.
-struct Gateway(Child);
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn gateway(port: u16) -> Gateway {
-    let gw = Gateway(
-        Command::new(env!("CARGO_BIN_EXE_mcwan"))
-            .args(["gateway", "--cluster-id", "cluster-2", "--catalog"])
-            .arg(repo().join("examples/clusterset"))
-            .args(["--dns-listen", &format!("127.0.0.1:{port}")])
-            .args(["--admin-listen", "127.0.0.1:0", "--health-port", "0"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_until("the gateway answers", || {
-        dig(port, &["dns-version.clusterset.local", "TXT", "+short"]).trim() == "\"1.0.0\""
-    });
-    gw
-}
-
-fn dig(port: u16, args: &[&str]) -> String {
-    let out = Command::new("dig")
-        // Three tries, as a stub resolver makes: CoreDNS just started on a loaded machine may
-        // miss the first datagram of its forward path; a missing answer still shows.
-        .args(["@127.0.0.1", "-p", &port.to_string(), "+tries=3", "+time=2"])
-        .args(args)
-        .output()
-        .expect("dig (bind9-dnsutils) must be installed: scripts/install-test-deps does it");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The answer section and status of a query: what must agree between two servers.
-fn answer(port: u16, name: &str, rtype: &str) -> (String, Vec<String>) {
-    let out = dig(port, &[name, rtype, "+noall", "+comments", "+answer"]);
-    let status = out
-        .split("status: ")
-        .nth(1)
-        .and_then(|s| s.split(',').next())
-        .unwrap_or("no answer")
-        .to_owned();
-    let mut records: Vec<String> = out
-        .lines()
-        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
-        // name, TTL, class, type, data: the TTL is each server's own (CoreDNS's cache counts down)
-        .map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            [&f[..1], &f[2..]].concat().join(" ")
-        })
-        .collect();
-    records.sort();
-    (status, records)
-}
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// `text` with `from` replaced by `to`, which must occur exactly once.
-fn rewrite(text: &str, from: &str, to: &str) -> String {
-    assert_eq!(
-        text.matches(from).count(),
-        1,
-        "the Corefile should hold {from:?} once:\n{text}"
-    );
-    text.replacen(from, to, 1)
-}
-
-fn http_status(port: u16, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut body = String::new();
-    s.read_to_string(&mut body).ok()?;
-    Some(body)
-}
+#[path = "support/dns.rs"]
+mod dns;
+use dns::{answer, dig, http_get, repo, rewrite, wait_coredns_ready, wait_until, Gateway};
 
 fn kubectl_ok(server: &ApiServer, args: &[&str]) -> String {
     let out = server.kubectl().args(args).output().unwrap();
@@ -193,8 +101,8 @@ fn the_patched_kubeadm_corefile_answers_clusterset_names_as_the_gateway_and_clus
 ) {
     let server = ApiServer::start("cluster-2");
     let dir = tempfile::tempdir().unwrap();
-    let gateway_port = free_port();
-    let _gateway = gateway(gateway_port);
+    let gateway = Gateway::start(&[]);
+    let gateway_port = gateway.dns;
     let corefile = patched_corefile(&server, dir.path(), gateway_port);
 
     let (dns, health, ready, metrics, upstream) = (
@@ -231,23 +139,7 @@ fn the_patched_kubeadm_corefile_answers_clusterset_names_as_the_gateway_and_clus
         &format!("forward . 127.0.0.1:{upstream}"),
     );
     let mut coredns = CoreDns::start(&host);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !http_status(ready, "/ready")
-        .is_some_and(|r| r.lines().next().is_some_and(|l| l.contains(" 200 ")))
-    {
-        assert!(
-            coredns.running() && Instant::now() < deadline,
-            "CoreDNS not ready:\n{}\n{host}",
-            coredns.log_tail()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    // /ready can say 200 before the DNS listeners are bound: CoreDNS runs its plugins'
-    // startup (the ready listener, the kubernetes plugin's first sync) before it listens, and
-    // a query in between is refused. Ready is when it answers on its own port too.
-    wait_until("CoreDNS answers on its DNS port", || {
-        answer(dns, "dns-version.clusterset.local", "TXT").0 != "no answer"
-    });
+    wait_coredns_ready(&mut coredns, ready, dns, "dns-version.clusterset.local");
 
     // clusterset.local: the gateway's answers, through CoreDNS.
     for (name, rtype) in [
@@ -306,7 +198,7 @@ fn the_patched_kubeadm_corefile_answers_clusterset_names_as_the_gateway_and_clus
     );
 
     // CoreDNS's own metrics count the clusterset.local queries it forwarded.
-    let scraped = http_status(metrics, "/metrics").unwrap();
+    let scraped = http_get(metrics, "/metrics").unwrap();
     assert!(
         scraped
             .lines()
@@ -318,5 +210,12 @@ fn the_patched_kubeadm_corefile_answers_clusterset_names_as_the_gateway_and_clus
             .filter(|l| l.starts_with("coredns_dns_requests_total"))
             .collect::<Vec<_>>()
             .join("\n")
+    );
+
+    // Nothing but clusterset.local went to the gateway: it refuses every other name.
+    assert_eq!(
+        gateway.refused(),
+        0,
+        "the gateway was asked a name outside its zone"
     );
 }
