@@ -20,15 +20,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail the test on any error
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mcwan::lab::netns::Netns;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 const MCWAN: &str = env!("CARGO_BIN_EXE_mcwan");
 
@@ -36,9 +34,12 @@ const MCWAN: &str = env!("CARGO_BIN_EXE_mcwan");
 mod testbed;
 use testbed::ApiServer;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+#[path = "support/manifests.rs"]
+mod manifests;
+use manifests::{
+    assert_clusterset_loads, check_manifests, committed_crds, crd_validators, find, is_custom,
+    kustomize, name_of, parse_strictly, read, repo, run, schema_errors, yaml_docs,
+};
 
 #[test]
 fn committed_crds_match_the_rust_types() {
@@ -63,40 +64,7 @@ fn crds_carry_printer_columns_for_kubectl_get() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Helpers: YAML, kustomize, strict typed parsing, CRD schemas.
-
-/// Every document of a multi-document YAML text (empty documents skipped).
-fn yaml_docs(text: &str) -> Vec<Value> {
-    serde_saphyr::from_multiple::<Value>(text)
-        .expect("YAML documents")
-        .into_iter()
-        .filter(|doc| !doc.is_null())
-        .collect()
-}
-
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| {
-        panic!("cannot run {cmd:?}: {e} (scripts/install-test-deps installs it)")
-    });
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// `kubectl kustomize DIR`, as documents.
-fn kustomize(dir: &Path) -> Vec<Value> {
-    let out = run(testbed::kubectl().arg("kustomize").arg(dir));
-    yaml_docs(&String::from_utf8(out.stdout).expect("UTF-8"))
-}
+// Helpers of this file (the shared ones are in support/manifests.rs).
 
 fn overlays() -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(repo().join("deploy/overlays"))
@@ -115,239 +83,6 @@ fn components() -> Vec<String> {
         .collect();
     names.sort();
     names
-}
-
-fn name_of(doc: &Value) -> String {
-    format!(
-        "{} {}/{}",
-        doc["kind"].as_str().unwrap_or("?"),
-        doc["metadata"]["namespace"].as_str().unwrap_or(""),
-        doc["metadata"]["name"].as_str().unwrap_or("?")
-    )
-}
-
-/// Deserializes `doc` into `T`, serializes it back and compares: a field the type does not
-/// have (unknown, misspelled, misplaced) is lost on the way and reported with its path.
-fn roundtrip<T: DeserializeOwned + Serialize>(doc: &Value) -> Result<(), String> {
-    let typed: T = serde_path_to_error::deserialize(doc.clone())
-        .map_err(|e| format!("{}: {}", e.path(), e.inner()))?;
-    let back = serde_json::to_value(&typed).map_err(|e| e.to_string())?;
-    let mut diffs = Vec::new();
-    compare("", doc, &back, &mut diffs);
-    if diffs.is_empty() {
-        Ok(())
-    } else {
-        Err(diffs.join("; "))
-    }
-}
-
-fn compare(path: &str, input: &Value, output: &Value, diffs: &mut Vec<String>) {
-    match (input, output) {
-        (Value::Object(a), Value::Object(b)) => {
-            for (key, value) in a {
-                let p = format!("{path}.{key}");
-                match b.get(key) {
-                    None if value.is_null() => {}
-                    None => diffs.push(format!("{p}: unknown field")),
-                    Some(other) => compare(&p, value, other, diffs),
-                }
-            }
-        }
-        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
-            for (i, (x, y)) in a.iter().zip(b).enumerate() {
-                compare(&format!("{path}[{i}]"), x, y, diffs);
-            }
-        }
-        (Value::Number(a), Value::Number(b)) if a.as_f64() == b.as_f64() => {}
-        (a, b) if a == b => {}
-        (a, b) => diffs.push(format!("{path}: {a} reads back as {b}")),
-    }
-}
-
-/// Parses a manifest strictly into the Kubernetes type of its apiVersion and kind.
-fn parse_strictly(doc: &Value) -> Result<(), String> {
-    use k8s_openapi::api::apps::v1 as apps;
-    use k8s_openapi::api::core::v1 as core;
-    use k8s_openapi::api::rbac::v1 as rbac;
-    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-    let api_version = doc["apiVersion"].as_str().unwrap_or("");
-    let kind = doc["kind"].as_str().unwrap_or("");
-    match (api_version, kind) {
-        ("v1", "Namespace") => roundtrip::<core::Namespace>(doc),
-        ("v1", "ServiceAccount") => roundtrip::<core::ServiceAccount>(doc),
-        ("v1", "Secret") => roundtrip::<core::Secret>(doc),
-        ("v1", "ConfigMap") => roundtrip::<core::ConfigMap>(doc),
-        ("v1", "Service") => roundtrip::<core::Service>(doc),
-        ("apps/v1", "DaemonSet") => roundtrip::<apps::DaemonSet>(doc),
-        ("apps/v1", "Deployment") => roundtrip::<apps::Deployment>(doc),
-        ("rbac.authorization.k8s.io/v1", "ClusterRole") => roundtrip::<rbac::ClusterRole>(doc),
-        ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => {
-            roundtrip::<rbac::ClusterRoleBinding>(doc)
-        }
-        ("rbac.authorization.k8s.io/v1", "Role") => roundtrip::<rbac::Role>(doc),
-        ("rbac.authorization.k8s.io/v1", "RoleBinding") => roundtrip::<rbac::RoleBinding>(doc),
-        ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => {
-            roundtrip::<CustomResourceDefinition>(doc)
-        }
-        ("mcw.l7mp.io/v1alpha1", "WANPolicy") => roundtrip::<mcwan::crd::WanPolicy>(doc),
-        ("about.k8s.io/v1alpha1", "ClusterProperty") => {
-            roundtrip::<mcwan::crd::ClusterProperty>(doc)
-        }
-        ("multicluster.x-k8s.io/v1alpha1", "ServiceExport") => {
-            roundtrip::<mcwan::crd::ServiceExport>(doc)
-        }
-        _ => Err(format!(
-            "no Kubernetes type known for {api_version} {kind}: add it to parse_strictly"
-        )),
-    }
-}
-
-/// An OpenAPI v3 structural schema of a CRD as JSON Schema (draft 4, which OpenAPI 3.0's
-/// schema object extends): `nullable` becomes a `null` type, `x-kubernetes-int-or-string` an
-/// integer-or-string, and objects with `properties` reject other fields (as kube-apiserver does
-/// under kubectl's default strict field validation) unless they preserve unknown fields.
-fn json_schema(schema: &Value) -> Value {
-    let Value::Object(map) = schema else {
-        return schema.clone();
-    };
-    let flag = |key: &str| map.get(key) == Some(&Value::Bool(true));
-    let mut out = Map::new();
-    for (key, value) in map {
-        let converted = match key.as_str() {
-            "properties" | "patternProperties" | "definitions" => Value::Object(
-                value
-                    .as_object()
-                    .into_iter()
-                    .flatten()
-                    .map(|(name, s)| (name.clone(), json_schema(s)))
-                    .collect(),
-            ),
-            "items" | "additionalProperties" | "not" => json_schema(value),
-            "allOf" | "anyOf" | "oneOf" => Value::Array(
-                value
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(json_schema)
-                    .collect(),
-            ),
-            "nullable" => continue,
-            k if k.starts_with("x-kubernetes-") => continue,
-            _ => value.clone(),
-        };
-        out.insert(key.clone(), converted);
-    }
-    if flag("x-kubernetes-int-or-string") {
-        out.remove("type");
-        out.insert(
-            "anyOf".into(),
-            json!([{"type": "integer"}, {"type": "string"}]),
-        );
-    }
-    if flag("nullable") {
-        if let Some(Value::String(t)) = out.get("type").cloned() {
-            out.insert("type".into(), json!([t, "null"]));
-        }
-        if let Some(Value::Array(values)) = out.get_mut("enum") {
-            values.push(Value::Null);
-        }
-    }
-    if out.contains_key("properties")
-        && !out.contains_key("additionalProperties")
-        && !flag("x-kubernetes-preserve-unknown-fields")
-    {
-        out.insert("additionalProperties".into(), Value::Bool(false));
-    }
-    Value::Object(out)
-}
-
-/// Validators for every served version of the CRDs, by (apiVersion, kind).
-fn crd_validators(crds: &[Value]) -> HashMap<(String, String), jsonschema::Validator> {
-    let mut validators = HashMap::new();
-    for crd in crds
-        .iter()
-        .filter(|d| d["kind"] == "CustomResourceDefinition")
-    {
-        let group = crd["spec"]["group"].as_str().expect("spec.group");
-        let kind = crd["spec"]["names"]["kind"].as_str().expect("names.kind");
-        for version in crd["spec"]["versions"].as_array().expect("versions") {
-            let mut schema = json_schema(&version["schema"]["openAPIV3Schema"]);
-            // kube-apiserver validates these itself, for every kind.
-            let props = schema["properties"].as_object_mut().expect("properties");
-            props.insert("apiVersion".into(), json!({"type": "string"}));
-            props.insert("kind".into(), json!({"type": "string"}));
-            props.insert("metadata".into(), json!({"type": "object"}));
-            let validator = jsonschema::draft4::options()
-                .should_validate_formats(true)
-                .build(&schema)
-                .unwrap_or_else(|e| panic!("the schema of {kind} is not a valid schema: {e}"));
-            let api_version = format!("{group}/{}", version["name"].as_str().expect("name"));
-            validators.insert((api_version, kind.to_owned()), validator);
-        }
-    }
-    validators
-}
-
-fn committed_crds() -> Vec<Value> {
-    yaml_docs(&read(&repo().join("deploy/crds/crds.yaml")))
-}
-
-/// The schema violations of `object` ("/spec/port: ..."), or an error when no CRD serves it.
-fn schema_errors(
-    validators: &HashMap<(String, String), jsonschema::Validator>,
-    object: &Value,
-) -> Result<Vec<String>, String> {
-    let key = (
-        object["apiVersion"].as_str().unwrap_or("").to_owned(),
-        object["kind"].as_str().unwrap_or("").to_owned(),
-    );
-    let validator = validators
-        .get(&key)
-        .ok_or_else(|| format!("no CRD serves {} {}", key.0, key.1))?;
-    Ok(validator
-        .iter_errors(object)
-        .map(|e| format!("{}: {e}", e.instance_path()))
-        .collect())
-}
-
-fn is_custom(doc: &Value) -> bool {
-    let api_version = doc["apiVersion"].as_str().unwrap_or("");
-    ["mcw.l7mp.io/", "about.k8s.io/", "multicluster.x-k8s.io/"]
-        .iter()
-        .any(|g| api_version.starts_with(g))
-}
-
-/// Strict parsing plus, for custom objects, the CRD schema; every problem of every document.
-fn check_manifests(origin: &str, docs: &[Value], crds: &[Value]) -> Vec<String> {
-    let validators = crd_validators(crds);
-    let mut problems = Vec::new();
-    for doc in docs {
-        if let Err(e) = parse_strictly(doc) {
-            problems.push(format!("{origin}: {}: {e}", name_of(doc)));
-        }
-        if is_custom(doc) {
-            match schema_errors(&validators, doc) {
-                Ok(errors) => problems.extend(
-                    errors
-                        .into_iter()
-                        .map(|e| format!("{origin}: {}: {e}", name_of(doc))),
-                ),
-                Err(e) => problems.push(format!("{origin}: {}: {e}", name_of(doc))),
-            }
-        }
-    }
-    problems
-}
-
-fn find<'a>(docs: &'a [Value], kind: &str, name_prefix: &str) -> &'a Value {
-    docs.iter()
-        .find(|d| {
-            d["kind"] == kind
-                && d["metadata"]["name"]
-                    .as_str()
-                    .is_some_and(|n| n.starts_with(name_prefix))
-        })
-        .unwrap_or_else(|| panic!("no {kind} {name_prefix}"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -631,14 +366,6 @@ fn clusterset_files_load_without_problems() {
     for (origin, text) in files {
         assert_clusterset_loads(&origin, &text);
     }
-}
-
-fn assert_clusterset_loads(origin: &str, text: &str) -> mcwan::catalog::ClusterSet {
-    let file = mcwan::catalog::parse_clusterset(text).unwrap_or_else(|e| panic!("{origin}: {e}"));
-    let mut problems = Vec::new();
-    let set = mcwan::catalog::ClusterSet::from_file(file, &mut problems);
-    assert!(problems.is_empty(), "{origin}: {problems:?}");
-    set
 }
 
 /// The gateway container's arguments are ones the binary accepts, with the values deploy/

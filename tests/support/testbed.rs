@@ -38,6 +38,7 @@ fn component(name: &str) -> &'static str {
         "apiserver" | "kubectl" => "apiserver",
         "coredns" => "coredns",
         "wireguard-go" => "wireguard-go",
+        "helm" => "helm",
         other => panic!("no testbed component builds {other}"),
     }
 }
