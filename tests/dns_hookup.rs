@@ -176,6 +176,7 @@ fn ttls_are_at_most(port: u16, ttl: u32) {
 /// as with kube-proxy in IPVS mode), then node-cache's own (the cluster DNS and the upstream
 /// servers), then the host's ports.
 fn node_local_corefile(
+    with_mcwan_block: bool,
     gateway: &Gateway,
     cluster_dns: &StandIn,
     upstream: &StandIn,
@@ -221,11 +222,34 @@ fn node_local_corefile(
         &format!("prometheus 127.0.0.1:{metrics}"),
         5,
     );
-    rewrite(
+    host = rewrite(
         &host,
         "health 127.0.0.1:8080",
         &format!("health 127.0.0.1:{health}"),
-    )
+    );
+    if !with_mcwan_block {
+        let begin = host.find("# mcwan: begin").unwrap();
+        let end = host.find("# mcwan: end\n").unwrap() + "# mcwan: end\n".len();
+        host.replace_range(begin..end, "");
+    }
+    host
+}
+
+/// The server block node-cache appends to its Corefile for each stub domain of the kube-dns
+/// ConfigMap it mounts (its stubDomainBlock: `cache 30`, bound to the local addresses).
+fn node_cache_stub_blocks(
+    stub: &BTreeMap<String, Vec<String>>,
+    local_ip: &str,
+    port: u16,
+) -> String {
+    stub.iter()
+        .map(|(domain, servers)| {
+            format!(
+                "\n{domain}:{port} {{\n    errors\n    cache 30\n    bind {local_ip}\n    forward . {}\n}}\n",
+                servers.join(" ")
+            )
+        })
+        .collect()
 }
 
 #[test]
@@ -236,7 +260,15 @@ fn node_local_dns_cache_sends_clusterset_names_to_the_gateway_and_caches_them_no
     let cluster_dns = StandIn::start(CLUSTER_DNS);
     let upstream = StandIn::start(UPSTREAM);
     let (dns, health, metrics) = (free_port(), free_port(), free_port());
-    let corefile = node_local_corefile(&gateway, &cluster_dns, &upstream, dns, health, metrics);
+    let corefile = node_local_corefile(
+        true,
+        &gateway,
+        &cluster_dns,
+        &upstream,
+        dns,
+        health,
+        metrics,
+    );
     let mut cache = CoreDns::start(&corefile);
     wait_dns_port(dns, "dns-version.clusterset.local", || {
         assert!(
@@ -277,6 +309,61 @@ fn node_local_dns_cache_sends_clusterset_names_to_the_gateway_and_caches_them_no
             .any(|l| l.starts_with("coredns_dns_requests_total")
                 && l.contains("zone=\"clusterset.local.\"")),
         "no clusterset.local requests in node-local-dns's metrics"
+    );
+}
+
+#[test]
+fn node_cache_serves_the_kube_dns_stub_domain_alone_and_refuses_it_beside_the_mcwan_block() {
+    let gateway = Gateway::start(&[]);
+    let cluster_dns = StandIn::start(CLUSTER_DNS);
+    let upstream = StandIn::start(UPSTREAM);
+    let stub = kube_dns_stub_domains(&gateway);
+
+    // node-local-dns's default Corefile and the block node-cache writes from the kube-dns
+    // ConfigMap's stub domain: clusterset.local reaches the gateway without mcwan's block.
+    let (dns, health, metrics) = (free_port(), free_port(), free_port());
+    let corefile = node_local_corefile(
+        false,
+        &gateway,
+        &cluster_dns,
+        &upstream,
+        dns,
+        health,
+        metrics,
+    ) + &node_cache_stub_blocks(&stub, "127.0.0.1", dns);
+    assert!(!corefile.contains("mcwan"), "{corefile}");
+    let mut cache = CoreDns::start(&corefile);
+    wait_dns_port(dns, "dns-version.clusterset.local", || {
+        assert!(
+            cache.running(),
+            "node-local-dns died:\n{}\n{corefile}",
+            cache.log_tail()
+        );
+    });
+    clusterset_names_are_the_gateways(dns, &gateway, || cache.log_tail());
+    other_names_are_not_the_gateways(dns, &gateway, &cluster_dns, &upstream);
+    ttls_are_at_most(dns, 5);
+    drop(cache);
+
+    // Both, as docs/dns.md warns: CoreDNS refuses the second clusterset.local block.
+    let (dns, health, metrics) = (free_port(), free_port(), free_port());
+    let corefile = node_local_corefile(
+        true,
+        &gateway,
+        &cluster_dns,
+        &upstream,
+        dns,
+        health,
+        metrics,
+    ) + &node_cache_stub_blocks(&stub, "127.0.0.1", dns);
+    let mut both = CoreDns::start(&corefile);
+    dns::wait_until("CoreDNS refuses two clusterset.local blocks", || {
+        !both.running()
+    });
+    assert!(
+        both.log_tail().contains("already defined"),
+        "{}",
+        both.log_tail()
     );
 }
 
@@ -345,6 +432,31 @@ fn nanny_flags(stub: &BTreeMap<String, Vec<String>>, upstream: &[String]) -> Vec
     flags
 }
 
+/// The stubDomains of deploy/dns/kube-dns-stubdomains.yaml, checked as kube-dns checks them,
+/// with the manifest's one tie, the mcwan-dns ClusterIP (port 53), made the gateway's address
+/// and port (in the `IP:port` form kube-dns also accepts).
+fn kube_dns_stub_domains(gateway: &Gateway) -> BTreeMap<String, Vec<String>> {
+    let (name, namespace, data) = configmap("deploy/dns/kube-dns-stubdomains.yaml");
+    assert_eq!((&name[..], &namespace[..]), ("kube-dns", "kube-system"));
+    assert_eq!(data.keys().collect::<Vec<_>>(), ["stubDomains"]);
+    let stub: BTreeMap<String, Vec<String>> = serde_json::from_str(&data["stubDomains"]).unwrap();
+    assert_eq!(
+        stub,
+        BTreeMap::from([(
+            "clusterset.local".to_owned(),
+            vec!["MCWAN_DNS_IP".to_owned()]
+        )])
+    );
+    let stub: BTreeMap<String, Vec<String>> = serde_json::from_str(&rewrite(
+        &data["stubDomains"],
+        "\"MCWAN_DNS_IP\"",
+        &format!("\"127.0.0.1:{}\"", gateway.dns),
+    ))
+    .unwrap();
+    check_stub_domains(&stub).unwrap();
+    stub
+}
+
 /// dnsmasq, killed when dropped.
 struct Dnsmasq {
     child: Child,
@@ -400,26 +512,7 @@ fn kube_dns_stub_domain_in_dnsmasq_sends_clusterset_names_to_the_gateway() {
     let kubedns = StandIn::start(CLUSTER_DNS);
     let upstream = StandIn::start(UPSTREAM);
 
-    let (name, namespace, data) = configmap("deploy/dns/kube-dns-stubdomains.yaml");
-    assert_eq!((&name[..], &namespace[..]), ("kube-dns", "kube-system"));
-    assert_eq!(data.keys().collect::<Vec<_>>(), ["stubDomains"]);
-    let stub: BTreeMap<String, Vec<String>> = serde_json::from_str(&data["stubDomains"]).unwrap();
-    assert_eq!(
-        stub,
-        BTreeMap::from([(
-            "clusterset.local".to_owned(),
-            vec!["MCWAN_DNS_IP".to_owned()]
-        )])
-    );
-    // The manifest's one tie: the mcwan-dns ClusterIP (port 53). Here the gateway's address
-    // and port, in the IP:port form kube-dns also accepts.
-    let stub: BTreeMap<String, Vec<String>> = serde_json::from_str(&rewrite(
-        &data["stubDomains"],
-        "\"MCWAN_DNS_IP\"",
-        &format!("\"127.0.0.1:{}\"", gateway.dns),
-    ))
-    .unwrap();
-    check_stub_domains(&stub).unwrap();
+    let stub = kube_dns_stub_domains(&gateway);
 
     // kube-dns's dnsmasq container: the arguments of its Deployment (kubedns on
     // 127.0.0.1#10053, here a stand-in), then what the nanny adds for the ConfigMap; the
