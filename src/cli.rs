@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -21,6 +22,10 @@ pub struct Cli {
     /// Log format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "MCWAN_LOG_FORMAT")]
     pub log_format: LogFormat,
+    /// The kubeconfig file of this cluster, as kubectl's --kubeconfig (default: KUBECONFIG, then
+    /// ~/.kube/config, then the in-cluster service account). Peers' kubeconfigs are apart.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -141,78 +146,123 @@ pub struct PlanCmd {
 
 #[derive(Debug, Args)]
 pub struct GatewayCmd {
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Catalog and plan")]
     pub plan: PlanArgs,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Kubernetes")]
     pub kube: crate::kube::KubeArgs,
     /// DNS listen address (UDP and TCP).
-    #[arg(long, default_value = "127.0.0.1:5353", env = "MCWAN_DNS_LISTEN")]
+    #[arg(
+        help_heading = "DNS",
+        long,
+        default_value = "127.0.0.1:5353",
+        env = "MCWAN_DNS_LISTEN"
+    )]
     pub dns_listen: SocketAddr,
     /// Admin endpoint (metrics, health, status) listen address.
-    #[arg(long, default_value = "127.0.0.1:9641", env = "MCWAN_ADMIN_LISTEN")]
+    #[arg(
+        help_heading = "Admin endpoint",
+        long,
+        default_value = "127.0.0.1:9641",
+        env = "MCWAN_ADMIN_LISTEN"
+    )]
     pub admin_listen: SocketAddr,
     /// Static-catalog mode: where the gateway keeps the ClusterSetIPs it handed out, so that a
     /// restart gives every service the VIP it had (`allocations.json`, replaced atomically).
-    #[arg(long, env = "MCWAN_STATE_DIR")]
+    #[arg(help_heading = "Catalog and plan", long, env = "MCWAN_STATE_DIR")]
     pub state_dir: Option<std::path::PathBuf>,
     /// Serve /status (the clusterset's whole topology) to any client, not only loopback ones;
     /// /metrics and the health endpoints are served to all.
-    #[arg(long, env = "MCWAN_ADMIN_STATUS_REMOTE")]
+    #[arg(
+        help_heading = "Admin endpoint",
+        long,
+        env = "MCWAN_ADMIN_STATUS_REMOTE"
+    )]
     pub admin_status_remote: bool,
     /// UDP receive loops on the DNS socket (default: one per available core).
-    #[arg(long, env = "MCWAN_DNS_UDP_WORKERS")]
+    #[arg(help_heading = "DNS", long, env = "MCWAN_DNS_UDP_WORKERS")]
     pub dns_udp_workers: Option<usize>,
     /// The clusterset zone.
-    #[arg(long, default_value = "clusterset.local", env = "MCWAN_ZONE")]
+    #[arg(
+        help_heading = "DNS",
+        long,
+        default_value = "clusterset.local",
+        env = "MCWAN_ZONE"
+    )]
     pub zone: String,
     /// TTL of every record, in seconds.
-    #[arg(long, default_value_t = 5, env = "MCWAN_TTL")]
+    #[arg(help_heading = "DNS", long, default_value_t = 5, env = "MCWAN_TTL")]
     pub ttl: u32,
     /// What to program: `none` serves DNS only (no root needed); `ipvs` programs the VIP
     /// interface, IPVS and the masquerade rules (needs CAP_NET_ADMIN and the ip_vs module).
-    #[arg(long, value_enum, default_value_t = Dataplane::None, env = "MCWAN_DATAPLANE")]
+    #[arg(help_heading = "Dataplane (IPVS)", long, value_enum, default_value_t = Dataplane::None, env = "MCWAN_DATAPLANE")]
     pub dataplane: Dataplane,
     /// The packet mark bit mcwan uses to select traffic to masquerade.
-    #[arg(long, default_value_t = crate::dataplane::nat::DEFAULT_MASQ_MARK, value_parser = parse_u32, env = "MCWAN_MASQ_MARK")]
+    #[arg(help_heading = "Dataplane (IPVS)", long, default_value_t = crate::dataplane::nat::DEFAULT_MASQ_MARK, value_parser = parse_u32, env = "MCWAN_MASQ_MARK")]
     pub masq_mark: u32,
-    /// How often the dataplane is read back from the kernel to repair drift, in seconds.
-    #[arg(long, default_value_t = 30, env = "MCWAN_RESYNC_SECONDS")]
-    pub resync_seconds: u64,
+    /// How often the dataplane is read back from the kernel to repair drift (a duration: 30s,
+    /// 2m; a bare number is seconds).
+    #[arg(help_heading = "Dataplane (IPVS)", long = "resync", alias = "resync-seconds", default_value = "30s", value_parser = parse_seconds, value_name = "DURATION", env = "MCWAN_RESYNC_SECONDS")]
+    pub resync_seconds: Duration,
     /// A real server that leaves (its endpoint no longer ready, its cluster drained) first goes
-    /// to weight 0 and is deleted when its connections are gone, or after this many seconds
-    /// (0: deleted at once).
-    #[arg(long, default_value_t = 60, env = "MCWAN_DRAIN_SECONDS")]
-    pub drain_seconds: u64,
+    /// to weight 0 and is deleted when its connections are gone, or after this long (0: deleted
+    /// at once; a bare number is seconds).
+    #[arg(help_heading = "Dataplane (IPVS)", long = "drain", alias = "drain-seconds", default_value = "60s", value_parser = parse_seconds, value_name = "DURATION", env = "MCWAN_DRAIN_SECONDS")]
+    pub drain_seconds: Duration,
     /// This gateway's WireGuard private key (a file, e.g. a mounted Secret; read again on every
     /// sync, so replacing the file rotates the key). Needed in WireGuard mode.
-    #[arg(long, env = "MCWAN_WIREGUARD_PRIVATE_KEY")]
+    #[arg(
+        help_heading = "WAN (WireGuard, SD-WAN)",
+        long,
+        env = "MCWAN_WIREGUARD_PRIVATE_KEY"
+    )]
     pub wireguard_private_key: Option<std::path::PathBuf>,
     /// WireGuard implementation: the kernel module when present (auto), or userspace (mcwan's
     /// own device on boringtun's noise protocol, on a TUN interface).
-    #[arg(long, value_enum, default_value_t = WireguardBackend::Auto, env = "MCWAN_WIREGUARD_BACKEND")]
+    #[arg(help_heading = "WAN (WireGuard, SD-WAN)", long, value_enum, default_value_t = WireguardBackend::Auto, env = "MCWAN_WIREGUARD_BACKEND")]
     pub wireguard_backend: WireguardBackend,
     /// Priority of the `ip rule`s of SD-WAN hand-off.
-    #[arg(long, default_value_t = 1000, env = "MCWAN_RULE_PRIORITY")]
+    #[arg(
+        help_heading = "WAN (WireGuard, SD-WAN)",
+        long,
+        default_value_t = 1000,
+        env = "MCWAN_RULE_PRIORITY"
+    )]
     pub rule_priority: u32,
     /// UDP port on which this gateway answers peers' health probes and probes theirs
     /// (0 disables health checking).
-    #[arg(long, default_value_t = 9642, env = "MCWAN_HEALTH_PORT")]
+    #[arg(
+        help_heading = "Health checks",
+        long,
+        default_value_t = 9642,
+        env = "MCWAN_HEALTH_PORT"
+    )]
     pub health_port: u16,
-    /// Interval between health probes to each peer and class, in milliseconds.
-    #[arg(long, default_value_t = 100, env = "MCWAN_HEALTH_INTERVAL_MS")]
-    pub health_interval_ms: u64,
-    /// A probe not answered within this many milliseconds is a miss.
-    #[arg(long, default_value_t = 250, env = "MCWAN_HEALTH_TIMEOUT_MS")]
-    pub health_timeout_ms: u64,
+    /// Interval between health probes to each peer and class (a duration: 100ms, 1s; a bare
+    /// number is milliseconds).
+    #[arg(help_heading = "Health checks", long = "health-interval", alias = "health-interval-ms", default_value = "100ms", value_parser = parse_millis, value_name = "DURATION", env = "MCWAN_HEALTH_INTERVAL_MS")]
+    pub health_interval_ms: Duration,
+    /// A probe not answered within this long is a miss (a bare number is milliseconds).
+    #[arg(help_heading = "Health checks", long = "health-timeout", alias = "health-timeout-ms", default_value = "250ms", value_parser = parse_millis, value_name = "DURATION", env = "MCWAN_HEALTH_TIMEOUT_MS")]
+    pub health_timeout_ms: Duration,
     /// Consecutive misses that mark a peer down (drained).
-    #[arg(long, default_value_t = 3, env = "MCWAN_HEALTH_FALL")]
+    #[arg(
+        help_heading = "Health checks",
+        long,
+        default_value_t = 3,
+        env = "MCWAN_HEALTH_FALL"
+    )]
     pub health_fall: u32,
     /// Consecutive answers that mark a peer up again.
-    #[arg(long, default_value_t = 2, env = "MCWAN_HEALTH_RISE")]
+    #[arg(
+        help_heading = "Health checks",
+        long,
+        default_value_t = 2,
+        env = "MCWAN_HEALTH_RISE"
+    )]
     pub health_rise: u32,
-    /// How long to wait for work in flight on shutdown, in seconds.
-    #[arg(long, default_value_t = 5, env = "MCWAN_SHUTDOWN_GRACE")]
-    pub shutdown_grace: u64,
+    /// How long to wait for work in flight on shutdown (a duration; a bare number is seconds).
+    #[arg(help_heading = "Process", long, default_value = "5s", value_parser = parse_seconds, value_name = "DURATION", env = "MCWAN_SHUTDOWN_GRACE")]
+    pub shutdown_grace: Duration,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -260,6 +310,9 @@ pub struct StatusCmd {
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     init_logging(cli.log_format);
+    if let Some(path) = cli.kubeconfig {
+        crate::kube::use_kubeconfig(path)?;
+    }
     match cli.command {
         Command::Plan(cmd) => plan(cmd),
         Command::Gateway(cmd) => {
@@ -360,6 +413,53 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// A duration on the command line: a number with a unit (`100ms`, `30s`, `2m`, `1h`, or
+/// `1m30s`), or a bare number in `bare_unit` (the unit the flag had before it took durations).
+fn parse_duration(text: &str, bare_unit: Duration) -> Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(n) = text.parse::<u32>() {
+        return Ok(bare_unit * n);
+    }
+    let bad = || format!("{text:?} is not a duration (e.g. 250ms, 30s, 2m, 1h, 1m30s)");
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        let value: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "ms" => Duration::from_millis(1),
+            "s" => Duration::from_secs(1),
+            "m" => Duration::from_secs(60),
+            "h" => Duration::from_secs(3600),
+            _ => return Err(bad()),
+        };
+        let part = u32::try_from(value)
+            .ok()
+            .and_then(|v| unit.checked_mul(v))
+            .ok_or_else(bad)?;
+        total = total.checked_add(part).ok_or_else(bad)?;
+        rest = &rest[unit_len..];
+    }
+    Ok(total)
+}
+
+/// A duration whose bare number is seconds.
+pub fn parse_seconds(text: &str) -> Result<Duration, String> {
+    parse_duration(text, Duration::from_secs(1))
+}
+
+/// A duration whose bare number is milliseconds.
+pub fn parse_millis(text: &str) -> Result<Duration, String> {
+    parse_duration(text, Duration::from_millis(1))
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
@@ -385,5 +485,40 @@ mod tests {
             .map(|a| a.get_id().to_string())
             .collect();
         assert!(missing.is_empty(), "no MCWAN_* variable: {missing:?}");
+    }
+
+    #[test]
+    fn durations_take_units_and_bare_numbers_keep_the_old_unit() {
+        use std::time::Duration;
+
+        use super::{parse_millis, parse_seconds};
+        assert_eq!(parse_seconds("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_seconds("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_seconds("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_seconds("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_millis("100"), Ok(Duration::from_millis(100)));
+        assert_eq!(parse_millis("1s"), Ok(Duration::from_secs(1)));
+        assert_eq!(parse_millis("250ms"), Ok(Duration::from_millis(250)));
+        for bad in ["", "s", "10x", "1.5s", "-1s", "99999999999s", "10 s"] {
+            let err = parse_seconds(bad).unwrap_err();
+            assert!(err.contains("is not a duration"), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_old_flag_names_still_work() {
+        use clap::Parser;
+        let parse = |args: &[&str]| {
+            let cli = Cli::try_parse_from([&["mcwan", "gateway"], args].concat()).unwrap();
+            match cli.command {
+                super::Command::Gateway(g) => g,
+                _ => unreachable!(),
+            }
+        };
+        let old = parse(&["--health-interval-ms", "200", "--resync-seconds", "7"]);
+        let new = parse(&["--health-interval", "200ms", "--resync", "7s"]);
+        assert_eq!(old.health_interval_ms, new.health_interval_ms);
+        assert_eq!(old.resync_seconds, new.resync_seconds);
+        assert_eq!(new.resync_seconds, std::time::Duration::from_secs(7));
     }
 }

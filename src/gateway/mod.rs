@@ -148,8 +148,8 @@ pub async fn run(cmd: GatewayCmd) -> anyhow::Result<()> {
         reconciler.follow_health(down_rx);
         let config = crate::probe::ProbeConfig {
             port: cmd.health_port,
-            interval: Duration::from_millis(cmd.health_interval_ms.max(10)),
-            timeout: Duration::from_millis(cmd.health_timeout_ms.max(10)),
+            interval: cmd.health_interval_ms.max(Duration::from_millis(10)),
+            timeout: cmd.health_timeout_ms.max(Duration::from_millis(10)),
             thresholds: crate::probe::Thresholds {
                 fall: cmd.health_fall,
                 rise: cmd.health_rise,
@@ -171,8 +171,8 @@ pub async fn run(cmd: GatewayCmd) -> anyhow::Result<()> {
         let dataplane = dataplane::IpvsDataplane {
             vip_cidr: cmd.plan.vip_cidr,
             masq_mark: cmd.masq_mark,
-            resync_every: Duration::from_secs(cmd.resync_seconds.max(1)),
-            drain_grace: Duration::from_secs(cmd.drain_seconds),
+            resync_every: cmd.resync_seconds.max(Duration::from_secs(1)),
+            drain_grace: cmd.drain_seconds,
             metrics: metrics.clone(),
             health: health.clone(),
         };
@@ -255,7 +255,7 @@ pub async fn run(cmd: GatewayCmd) -> anyhow::Result<()> {
             }
         }
     }
-    let deadline = Duration::from_secs(cmd.shutdown_grace);
+    let deadline = cmd.shutdown_grace;
     if tokio::time::timeout(deadline, async {
         while tasks.join_next().await.is_some() {}
     })

@@ -66,13 +66,37 @@ fn with_timeouts(mut config: Config) -> Config {
     config
 }
 
-/// A client for this cluster: `context` of the kubeconfig (`KUBECONFIG` or `~/.kube/config`),
-/// or without a context the current one, falling back to the in-cluster service account.
+/// The kubeconfig file `--kubeconfig` named, read once at start.
+static KUBECONFIG: std::sync::OnceLock<(PathBuf, Kubeconfig)> = std::sync::OnceLock::new();
+
+/// Makes `path` this process's kubeconfig of the local cluster (`--kubeconfig`), in place of
+/// `KUBECONFIG`, `~/.kube/config` and the in-cluster account.
+pub fn use_kubeconfig(path: PathBuf) -> anyhow::Result<()> {
+    let config = Kubeconfig::read_from(&path)
+        .map_err(|e| anyhow::anyhow!("--kubeconfig {}: {e}", path.display()))?;
+    KUBECONFIG
+        .set((path, config))
+        .map_err(|_| anyhow::anyhow!("--kubeconfig given twice"))
+}
+
+/// A client for this cluster: `context` of the kubeconfig (`--kubeconfig`, else `KUBECONFIG`
+/// or `~/.kube/config`), or without a context the current one, falling back to the in-cluster
+/// service account when no kubeconfig file was named.
 pub async fn local_client(context: Option<&str>) -> Result<Client, ClusterError> {
     let err = |source: BoxError| ClusterError::LocalConfig {
         context: context.map(str::to_owned),
         source,
     };
+    let options = KubeConfigOptions {
+        context: context.map(str::to_owned),
+        ..Default::default()
+    };
+    if let Some((_, kubeconfig)) = KUBECONFIG.get() {
+        let config = Config::from_custom_kubeconfig(kubeconfig.clone(), &options)
+            .await
+            .map_err(|e| err(e.into()))?;
+        return Client::try_from(with_timeouts(config)).map_err(|e| err(e.into()));
+    }
     let config = match context {
         Some(c) => Config::from_kubeconfig(&KubeConfigOptions {
             context: Some(c.to_owned()),

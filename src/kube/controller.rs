@@ -123,7 +123,7 @@ impl KubeGateway {
             clusterset,
             clusterset_problems,
             health,
-            peer_sync_timeout: Duration::from_secs(args.peer_sync_timeout),
+            peer_sync_timeout: args.peer_sync_timeout,
         })
     }
 

@@ -37,7 +37,7 @@ mod writer;
 mod writes;
 
 pub use cli::KubeArgs;
-pub use cluster::{local_client, ClusterError};
+pub use cluster::{local_client, use_kubeconfig, ClusterError};
 pub use controller::{KubeError, KubeGateway};
 pub use health::{ClusterHealth, Reachability};
 pub use object::{bounded_name, Kind, ObjectId, Part, Write, Writes};

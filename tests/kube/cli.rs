@@ -22,6 +22,20 @@ async fn export_creates_the_service_export_and_refuses_what_does_not_exist(backe
     );
     assert!(ok, "{err}");
     assert!(out.contains("exported shop/cart"), "{out}");
+    // kubectl's ways of naming it read the same export; a bare name is in the context's
+    // namespace (default), where there is none.
+    for args in [
+        &["status", "-n", "shop", "cart", "-o", "json"][..],
+        &["status", "shop/cart", "-o", "json"],
+    ] {
+        let (ok, out, err) = mcwan(&kubeconfig, args);
+        assert!(ok, "{args:?}: {err}");
+        let report: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(report[0]["service"]["name"], "cart", "{args:?}: {out}");
+    }
+    let (ok, _, err) = mcwan(&kubeconfig, &["status", "cart"]);
+    assert!(!ok);
+    assert!(err.contains("default/cart is not exported"), "{err}");
     let export = cs
         .api(0)
         .get(MCS, "serviceexports", Some("shop"), "cart")
@@ -112,10 +126,17 @@ async fn status_shows_conditions_clusterset_ip_importers_and_ingress(backend: Ba
     let local_import = cs
         .wait_for_object(0, MCS, "serviceimports", Some("shop"), "cart", |_| true)
         .await;
-    cs.wait_for_object(0, MCS, "serviceexports", Some("shop"), "cart", |e| {
-        condition_is(e, "Ready", "True")
-    })
-    .await;
+    let export = cs
+        .wait_for_object(0, MCS, "serviceexports", Some("shop"), "cart", |e| {
+            condition_is(e, "Ready", "True")
+        })
+        .await;
+    // Every condition says which generation of the export it was computed from.
+    let generation = &export["metadata"]["generation"];
+    assert!(generation.as_i64().is_some_and(|g| g >= 1), "{export}");
+    for c in export["status"]["conditions"].as_array().unwrap() {
+        assert_eq!(&c["observedGeneration"], generation, "{c}");
+    }
 
     let peers = cs.peers_dir(0);
     let args = [

@@ -57,7 +57,7 @@ async fn a_wan_import_imports_from_a_cluster_that_is_not_watched(backend: Backen
         .unwrap_or_else(|| panic!("no import command in:\n{table}"));
     assert_eq!(
         command,
-        format!("mcwan import cart/shop --ingress-gw={gw} --wan-policy=gold --port=http=80:{ingress_port}")
+        format!("mcwan import -n shop cart --ingress-gw={gw} --wan-policy=gold --port=http=80:{ingress_port}")
     );
 
     // cluster-2 knows nothing of it until it imports it, with the printed command.

@@ -8,15 +8,15 @@ use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::json;
 
-use super::{block_on, parse_target};
+use super::{block_on, resolve_target};
 use crate::crd::{self, AFFINITY_ANNOTATION, CLUSTER_PRIORITY_ANNOTATION, WAN_POLICY_ANNOTATION};
 use crate::kube::{local_client, CLI_FIELD_MANAGER};
 use crate::model::Affinity;
 
 #[derive(Debug, Args)]
 pub struct ExportCmd {
-    /// The Service to export, as SERVICE/NAMESPACE.
-    pub service: String,
+    #[command(flatten)]
+    pub service: super::ServiceArg,
     /// The WANPolicy that carries the service (the mcw.l7mp.io/mc-wan-policy annotation): its
     /// name, tunnel class, or a unique prefix or suffix of its name (`high` for
     /// sd-wan-priority-high). Without it the cluster's default policy applies.
@@ -36,8 +36,8 @@ pub struct ExportCmd {
 
 #[derive(Debug, Args)]
 pub struct UnexportCmd {
-    /// The Service whose export to withdraw, as SERVICE/NAMESPACE.
-    pub service: String,
+    #[command(flatten)]
+    pub service: super::ServiceArg,
     /// The kubeconfig context (default: the current context).
     #[arg(long, env = "MCWAN_KUBE_CONTEXT")]
     pub context: Option<String>,
@@ -46,12 +46,18 @@ pub struct UnexportCmd {
 /// Creates or updates the ServiceExport of a Service that exists, with a WANPolicy that exists.
 pub fn export(cmd: ExportCmd) -> anyhow::Result<ExitCode> {
     block_on(async move {
-        let key = parse_target(&cmd.service)?;
+        super::read_target(&cmd.service.service, cmd.service.namespace.as_deref())?;
         if let Some(ranking) = &cmd.cluster_priority {
             crate::convert::cluster_priority(ranking)
                 .map_err(|why| anyhow::anyhow!("--cluster-priority: {why}"))?;
         }
         let client = local_client(cmd.context.as_deref()).await?;
+        let key = resolve_target(
+            &client,
+            &cmd.service.service,
+            cmd.service.namespace.as_deref(),
+        )
+        .await?;
         let services: Api<Service> = Api::namespaced(client.clone(), &key.namespace);
         if services.get_opt(&key.name).await?.is_none() {
             anyhow::bail!("Service {key} does not exist: create the Service before exporting it");
@@ -99,8 +105,14 @@ pub fn export(cmd: ExportCmd) -> anyhow::Result<ExitCode> {
 /// Deletes the ServiceExport.
 pub fn unexport(cmd: UnexportCmd) -> anyhow::Result<ExitCode> {
     block_on(async move {
-        let key = parse_target(&cmd.service)?;
+        super::read_target(&cmd.service.service, cmd.service.namespace.as_deref())?;
         let client = local_client(cmd.context.as_deref()).await?;
+        let key = resolve_target(
+            &client,
+            &cmd.service.service,
+            cmd.service.namespace.as_deref(),
+        )
+        .await?;
         let exports: Api<crd::ServiceExport> = Api::namespaced(client, &key.namespace);
         match exports.delete(&key.name, &DeleteParams::default()).await {
             Ok(_) => {

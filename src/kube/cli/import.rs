@@ -13,15 +13,15 @@ use clap::Args;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 
-use super::{block_on, parse_target};
+use super::{block_on, choose_reading, read_target, resolve_target, Reading};
 use crate::crd;
 use crate::kube::{local_client, CLI_FIELD_MANAGER};
 use crate::model::{Protocol, ServiceKey};
 
 #[derive(Debug, Args)]
 pub struct ImportCmd {
-    /// The service to import, as SERVICE/NAMESPACE.
-    pub service: String,
+    #[command(flatten)]
+    pub service: super::ServiceArg,
     /// The exporting gateway's address: the GW_IP_ADDRESS `mcwan status SERVICE/NAMESPACE`
     /// prints on the exporting cluster (or that gateway's WAN address).
     #[arg(long = "ingress-gw", value_name = "GW_IP_ADDRESS")]
@@ -42,8 +42,8 @@ pub struct ImportCmd {
 
 #[derive(Debug, Args)]
 pub struct UnimportCmd {
-    /// The service whose import to withdraw, as SERVICE/NAMESPACE.
-    pub service: String,
+    #[command(flatten)]
+    pub service: super::ServiceArg,
     #[command(flatten)]
     pub target: Target,
 }
@@ -129,32 +129,53 @@ fn ports_of(service: &crate::model::Service) -> Vec<crd::WanImportPort> {
 
 fn no_ports(key: &ServiceKey) -> anyhow::Error {
     anyhow::anyhow!(
-        "no Service {key} here to take the ports from: give them with --port (`mcwan status {}/{}` on the exporting cluster prints the whole import command)",
-        key.name,
-        key.namespace
+        "no Service {key} here to take the ports from: give them with --port (`mcwan status -n {} {}` on the exporting cluster prints the whole import command)",
+        key.namespace,
+        key.name
     )
 }
 
 /// Writes the WANImport.
 pub fn import(cmd: ImportCmd) -> anyhow::Result<ExitCode> {
-    let key = parse_target(&cmd.service)?;
+    let reading = read_target(&cmd.service.service, cmd.service.namespace.as_deref())?;
     let ports = cmd
         .ports
         .iter()
         .map(|p| parse_port(p))
         .collect::<anyhow::Result<Vec<_>>>()?;
     match (&cmd.target.catalog, &cmd.target.cluster_id) {
-        (Some(dir), Some(cluster)) => import_static(dir, cluster, &key, &cmd, ports),
-        _ => block_on(import_kube(key, cmd, ports)),
+        (Some(dir), Some(cluster)) => import_static(dir, cluster, reading, &cmd, ports),
+        _ => block_on(import_kube(cmd, ports)),
+    }
+}
+
+/// The service a reading names in a static catalog: `NAME` alone is in `default`; of A/B's two
+/// readings, the one whose namespace `exists`.
+fn offline_key(
+    arg: &str,
+    reading: Reading,
+    exists: impl Fn(&ServiceKey) -> bool,
+) -> anyhow::Result<ServiceKey> {
+    match reading {
+        Reading::Name { namespace, name } => Ok(ServiceKey::new(
+            namespace.unwrap_or_else(|| "default".to_owned()),
+            name,
+        )),
+        Reading::Either { kubectl, mcwanctl } => choose_reading(arg, kubectl, mcwanctl, exists),
     }
 }
 
 async fn import_kube(
-    key: ServiceKey,
     cmd: ImportCmd,
     mut ports: Vec<crd::WanImportPort>,
 ) -> anyhow::Result<ExitCode> {
     let client = local_client(cmd.target.context.as_deref()).await?;
+    let key = resolve_target(
+        &client,
+        &cmd.service.service,
+        cmd.service.namespace.as_deref(),
+    )
+    .await?;
     let policy = match &cmd.wan_policy {
         Some(arg) => Some(super::resolve_policy(&client, arg).await?),
         None => None,
@@ -202,7 +223,7 @@ fn manifest_path(dir: &Path, cluster: &str, key: &ServiceKey) -> PathBuf {
 fn import_static(
     dir: &Path,
     cluster: &str,
-    key: &ServiceKey,
+    reading: Reading,
     cmd: &ImportCmd,
     mut ports: Vec<crd::WanImportPort>,
 ) -> anyhow::Result<ExitCode> {
@@ -212,6 +233,13 @@ fn import_static(
             "cluster {cluster:?} is not in {}",
             dir.join("clusterset.yaml").display()
         )
+    })?;
+    // A namespace is there when the cluster has objects in it.
+    let key = &offline_key(&cmd.service.service, reading, |k| {
+        let ns = &k.namespace;
+        objects.services.keys().any(|s| &s.namespace == ns)
+            || objects.exports.keys().any(|s| &s.namespace == ns)
+            || objects.wan_imports.keys().any(|s| &s.namespace == ns)
     })?;
     let policy = match &cmd.wan_policy {
         Some(arg) => {
@@ -230,9 +258,9 @@ fn import_static(
     let import = object(key, cmd.ingress_gw, policy.clone(), ports)?;
     let path = manifest_path(dir, cluster, key);
     let text = format!(
-        "# Written by `mcwan import`; `mcwan unimport {}/{} --catalog ... --cluster-id {cluster}` removes it.\n{}",
-        key.name,
+        "# Written by `mcwan import`; `mcwan unimport -n {} {} --catalog ... --cluster-id {cluster}` removes it.\n{}",
         key.namespace,
+        key.name,
         serde_saphyr::to_string(&import)?
     );
     crate::files::replace_atomically(&path, text.as_bytes())
@@ -243,13 +271,16 @@ fn import_static(
 
 /// Deletes the WANImport.
 pub fn unimport(cmd: UnimportCmd) -> anyhow::Result<ExitCode> {
-    let key = parse_target(&cmd.service)?;
+    let reading = read_target(&cmd.service.service, cmd.service.namespace.as_deref())?;
     let not_imported = |key: &ServiceKey| {
         anyhow::anyhow!(
             "{key} has no WANImport here (imports of watched clusters are withdrawn by unexporting the service there)"
         )
     };
     if let (Some(dir), Some(cluster)) = (&cmd.target.catalog, &cmd.target.cluster_id) {
+        let key = offline_key(&cmd.service.service, reading, |k| {
+            manifest_path(dir, cluster, k).exists()
+        })?;
         let path = manifest_path(dir, cluster, &key);
         return match std::fs::remove_file(&path) {
             Ok(()) => {
@@ -264,6 +295,12 @@ pub fn unimport(cmd: UnimportCmd) -> anyhow::Result<ExitCode> {
     }
     block_on(async move {
         let client = local_client(cmd.target.context.as_deref()).await?;
+        let key = resolve_target(
+            &client,
+            &cmd.service.service,
+            cmd.service.namespace.as_deref(),
+        )
+        .await?;
         let api: Api<crd::WanImport> = Api::namespaced(client, &key.namespace);
         match api.delete(&key.name, &DeleteParams::default()).await {
             Ok(_) => {

@@ -38,23 +38,141 @@ pub struct KubeArgs {
     #[arg(long, env = "MCWAN_PEER_KUBECONFIGS", requires = "kube")]
     pub peer_kubeconfigs: Option<PathBuf>,
     /// On start, how long to wait for every peer to be read before planning without the ones
-    /// that have not answered, in seconds.
-    #[arg(long, default_value_t = 10, env = "MCWAN_PEER_SYNC_TIMEOUT")]
-    pub peer_sync_timeout: u64,
+    /// that have not answered (a duration: 10s, 1m; a bare number is seconds).
+    #[arg(long, default_value = "10s", value_parser = crate::cli::parse_seconds, value_name = "DURATION", env = "MCWAN_PEER_SYNC_TIMEOUT")]
+    pub peer_sync_timeout: std::time::Duration,
 }
 
-/// Parses the `<service>/<namespace>` argument of the verbs.
-pub fn parse_target(arg: &str) -> anyhow::Result<ServiceKey> {
-    match arg.split_once('/') {
-        Some((name, namespace))
-            if crate::validate::is_dns_label(name)
-                && crate::validate::is_dns_label(namespace) =>
-        {
-            Ok(ServiceKey::new(namespace, name))
+/// The service a verb acts on, as kubectl names objects (`-n NAMESPACE NAME` or
+/// `NAMESPACE/NAME`), or in mcwanctl's order (`SERVICE/NAMESPACE`).
+#[derive(Clone, Debug, Default, Args)]
+pub struct ServiceArg {
+    /// The service: NAME with -n NAMESPACE, or NAMESPACE/NAME as kubectl writes it.
+    /// SERVICE/NAMESPACE (mcwanctl's order) is read too: of the two readings of A/B, the one
+    /// whose namespace exists is taken; when both could be meant, -n decides.
+    #[arg(value_name = "SERVICE")]
+    pub service: String,
+    /// The service's namespace (default: the kubeconfig context's namespace).
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+}
+
+/// How a service argument reads before anything is looked up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Reading {
+    /// `-n NAMESPACE NAME`, or `NAME` alone (`namespace` None: the context's).
+    Name {
+        namespace: Option<String>,
+        name: String,
+    },
+    /// `A/B`: kubectl's NAMESPACE/NAME or mcwanctl's SERVICE/NAMESPACE.
+    Either {
+        kubectl: ServiceKey,
+        mcwanctl: ServiceKey,
+    },
+}
+
+fn label(arg: &str, what: &str, value: &str) -> anyhow::Result<()> {
+    if crate::validate::is_dns_label(value) {
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "{arg:?}: {what} {value:?} is not a DNS label (lower-case letters, digits and '-')"
+        )
+    }
+}
+
+/// Reads `service` (with `-n namespace`) without looking anything up.
+pub(crate) fn read_target(service: &str, namespace: Option<&str>) -> anyhow::Result<Reading> {
+    match (service.split_once('/'), namespace) {
+        (None, namespace) => {
+            label(service, "the service name", service)?;
+            if let Some(ns) = namespace {
+                label(ns, "the namespace", ns)?;
+            }
+            Ok(Reading::Name {
+                namespace: namespace.map(str::to_owned),
+                name: service.to_owned(),
+            })
         }
-        _ => anyhow::bail!(
-            "{arg:?} is not SERVICE/NAMESPACE (two DNS labels, the service first, as in payment/secure)"
+        (Some(_), Some(ns)) => anyhow::bail!(
+            "{service:?} with -n {ns}: give the service name alone with -n, or NAMESPACE/NAME without it"
         ),
+        (Some((a, b)), None) => {
+            label(service, "the first part", a)?;
+            label(service, "the second part", b)?;
+            Ok(Reading::Either {
+                kubectl: ServiceKey::new(a, b),
+                mcwanctl: ServiceKey::new(b, a),
+            })
+        }
+    }
+}
+
+/// Picks the reading of `A/B` whose namespace `exists`; refuses when none or both do (unless
+/// both readings are the same service).
+pub(crate) fn choose_reading(
+    arg: &str,
+    kubectl: ServiceKey,
+    mcwanctl: ServiceKey,
+    exists: impl Fn(&ServiceKey) -> bool,
+) -> anyhow::Result<ServiceKey> {
+    if kubectl == mcwanctl {
+        return Ok(kubectl);
+    }
+    match (exists(&kubectl), exists(&mcwanctl)) {
+        (true, false) => Ok(kubectl),
+        (false, true) => Ok(mcwanctl),
+        (both, _) => anyhow::bail!(
+            "{arg:?} could be service {} in namespace {} or service {} in namespace {} ({}): say which with -n {} {} or -n {} {}",
+            kubectl.name,
+            kubectl.namespace,
+            mcwanctl.name,
+            mcwanctl.namespace,
+            if both { "both are there" } else { "neither is there" },
+            kubectl.namespace,
+            kubectl.name,
+            mcwanctl.namespace,
+            mcwanctl.name,
+        ),
+    }
+}
+
+/// The service `service` (`-n namespace`) names in the cluster of `client`: A/B is resolved by
+/// which of A and B is a namespace there, then by which of the two Services exists.
+pub(crate) async fn resolve_target(
+    client: &kube::Client,
+    service: &str,
+    namespace: Option<&str>,
+) -> anyhow::Result<ServiceKey> {
+    use k8s_openapi::api::core::v1::{Namespace, Service};
+    match read_target(service, namespace)? {
+        Reading::Name { namespace, name } => Ok(ServiceKey::new(
+            namespace.unwrap_or_else(|| client.default_namespace().to_owned()),
+            name,
+        )),
+        Reading::Either { kubectl, mcwanctl } => {
+            let namespaces: kube::Api<Namespace> = kube::Api::all(client.clone());
+            let mut present = std::collections::BTreeMap::new();
+            for key in [&kubectl, &mcwanctl] {
+                let ns = namespaces.get_opt(&key.namespace).await.with_context(|| {
+                    format!("cannot tell how to read {service:?}: reading namespace {} failed (give -n NAMESPACE NAME)", key.namespace)
+                })?;
+                present.insert(key.clone(), ns.is_some());
+            }
+            if present.values().all(|p| *p) {
+                // Both namespaces exist: the Service that exists decides.
+                for key in [&kubectl, &mcwanctl] {
+                    let services: kube::Api<Service> =
+                        kube::Api::namespaced(client.clone(), &key.namespace);
+                    let found = services.get_opt(&key.name).await?.is_some();
+                    present.insert(key.clone(), found);
+                }
+            }
+            choose_reading(service, kubectl, mcwanctl, |k| {
+                present.get(k).copied().unwrap_or(false)
+            })
+        }
     }
 }
 
@@ -87,12 +205,50 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_target_is_service_then_namespace() {
+    fn a_target_reads_as_kubectl_names_objects_or_in_mcwanctl_order() {
         assert_eq!(
-            parse_target("payment/secure").unwrap(),
-            ServiceKey::new("secure", "payment")
+            read_target("payment", Some("secure")).unwrap(),
+            Reading::Name {
+                namespace: Some("secure".into()),
+                name: "payment".into()
+            }
         );
-        assert!(parse_target("payment").is_err());
-        assert!(parse_target("a/b/c").is_err());
+        assert_eq!(
+            read_target("secure/payment", None).unwrap(),
+            Reading::Either {
+                kubectl: ServiceKey::new("secure", "payment"),
+                mcwanctl: ServiceKey::new("payment", "secure"),
+            }
+        );
+        for (arg, ns) in [
+            ("a/b/c", None),
+            ("a/b", Some("c")),
+            ("Pay", None),
+            ("p", Some("N_S")),
+        ] {
+            assert!(read_target(arg, ns).is_err(), "{arg} -n {ns:?}");
+        }
+    }
+
+    #[test]
+    fn the_reading_whose_namespace_exists_is_taken() {
+        let k = ServiceKey::new("secure", "payment");
+        let m = ServiceKey::new("payment", "secure");
+        let only = |ns: &'static str| move |key: &ServiceKey| key.namespace == ns;
+        assert_eq!(
+            choose_reading("x", k.clone(), m.clone(), only("secure")).unwrap(),
+            k
+        );
+        assert_eq!(
+            choose_reading("x", k.clone(), m.clone(), only("payment")).unwrap(),
+            m
+        );
+        let both = choose_reading("secure/payment", k.clone(), m.clone(), |_| true).unwrap_err();
+        assert!(both.to_string().contains("-n secure payment"), "{both}");
+        assert!(choose_reading("x", k.clone(), m, |_| false).is_err());
+        assert_eq!(
+            choose_reading("x", k.clone(), k.clone(), |_| false).unwrap(),
+            k
+        );
     }
 }

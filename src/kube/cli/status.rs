@@ -14,7 +14,7 @@ use kube::api::{Api, ListParams};
 use kube::Client;
 use serde::Serialize;
 
-use super::{block_on, parse_target};
+use super::{block_on, resolve_target};
 use crate::cli::Output;
 use crate::crd::{self, LABEL_SERVICE_NAME, WAN_POLICY_ANNOTATION};
 use crate::kube::cluster;
@@ -26,8 +26,13 @@ const PEER_TIMEOUT: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Default, Args)]
 pub struct StatusArgs {
-    /// One export, as SERVICE/NAMESPACE (default: every export).
+    /// One export: NAME with -n NAMESPACE, or NAMESPACE/NAME (SERVICE/NAMESPACE, mcwanctl's
+    /// order, is read too). Default: every export.
+    #[arg(value_name = "SERVICE")]
     pub service: Option<String>,
+    /// The export's namespace (with SERVICE).
+    #[arg(short = 'n', long, requires = "service")]
+    pub namespace: Option<String>,
     /// The kubeconfig context (default: the current context).
     #[arg(long, env = "MCWAN_KUBE_CONTEXT")]
     pub context: Option<String>,
@@ -83,8 +88,8 @@ impl ExportReport {
     pub fn import_command(&self) -> Option<String> {
         let address = self.gw_ip_address.as_ref()?;
         let mut cmd = format!(
-            "mcwan import {}/{} --ingress-gw={address}",
-            self.service.name, self.service.namespace
+            "mcwan import -n {} {} --ingress-gw={address}",
+            self.service.namespace, self.service.name
         );
         if let Some(policy) = self
             .published_wan_policy
@@ -119,8 +124,16 @@ impl ExportReport {
 /// Prints the exports of the current context (`--context`, `KUBECONFIG`).
 pub fn status(args: StatusArgs, output: Output) -> anyhow::Result<ExitCode> {
     block_on(async move {
-        let target = args.service.as_deref().map(parse_target).transpose()?;
+        if let Some(service) = &args.service {
+            super::read_target(service, args.namespace.as_deref())?;
+        }
         let client = local_client(args.context.as_deref()).await?;
+        let target = match &args.service {
+            Some(service) => {
+                Some(resolve_target(&client, service, args.namespace.as_deref()).await?)
+            }
+            None => None,
+        };
         let exports = match &target {
             Some(key) => {
                 let api: Api<crd::ServiceExport> = Api::namespaced(client.clone(), &key.namespace);
