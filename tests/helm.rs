@@ -847,7 +847,25 @@ impl Release {
         run(&mut cmd)
     }
 
-    fn install(&self, verb: &str, values: &Path, set: &[&str]) -> String {
+    /// A control plane of its own, and its admin kubeconfig for Helm.
+    async fn start(name: &'static str) -> (Self, tempfile::TempDir) {
+        let server = tokio::task::spawn_blocking(move || ApiServer::start(name))
+            .await
+            .unwrap();
+        let client = server.client().await;
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        server.write_kubeconfig(&kubeconfig, name);
+        let release = Self {
+            server,
+            client,
+            kubeconfig,
+        };
+        (release, dir)
+    }
+
+    /// `helm install` (with `--create-namespace`) or `helm upgrade` of the chart as `mcwan`.
+    fn install(&self, verb: &str, values: &Path, set: &[&str], flags: &[&str]) -> String {
         let mut cmd = helm();
         cmd.args([verb, "mcwan"])
             .arg(chart())
@@ -855,7 +873,8 @@ impl Release {
             .arg(&self.kubeconfig)
             .args(["--namespace", "mcwan-system"])
             .arg("--values")
-            .arg(values);
+            .arg(values)
+            .args(flags);
         if verb == "install" {
             cmd.arg("--create-namespace");
         }
@@ -913,23 +932,12 @@ fn objects_of(manifest: &[Value]) -> Vec<(String, String, bool, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn helm_installs_upgrades_and_uninstalls_on_a_real_api_server() {
-    let server = tokio::task::spawn_blocking(|| ApiServer::start("helm"))
-        .await
-        .unwrap();
-    let client = server.client().await;
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    server.write_kubeconfig(&kubeconfig, "helm");
-    let release = Release {
-        server,
-        client,
-        kubeconfig,
-    };
+    let (release, _dir) = Release::start("helm").await;
     let examples: BTreeMap<String, PathBuf> = examples().into_iter().collect();
     let values = &examples["sdwan"];
 
     // Install: the namespace made by Helm, labelled by the chart; the CRDs first.
-    let notes = release.install("install", values, &[]);
+    let notes = release.install("install", values, &[], &[]);
     assert!(notes.contains("STATUS: deployed"), "{notes}");
     let ns = release
         .get("v1", "namespaces", false, "mcwan-system")
@@ -1047,6 +1055,7 @@ async fn helm_installs_upgrades_and_uninstalls_on_a_real_api_server() {
             "healthCheck.fall=7",
             "routeAgent.enabled=false",
         ],
+        &[],
     );
     let gateway = release
         .get("apps/v1", "daemonsets", true, "mcwan-gateway")
@@ -1111,9 +1120,98 @@ async fn helm_installs_upgrades_and_uninstalls_on_a_real_api_server() {
     assert!(secrets.is_empty(), "{secrets:?}");
 
     // Installed again into the namespace the first release left.
-    release.install("install", values, &[]);
+    release.install("install", values, &[], &[]);
     assert!(release
         .get("apps/v1", "daemonsets", true, "mcwan-route-agent")
         .await
         .is_some());
+}
+
+/// A cluster deployed with `kubectl apply --server-side -k deploy/overlays/sdwan` is taken over
+/// by a release of the overlay's values (docs/deploy.md, "From kustomize to Helm"): the same
+/// objects, now Helm's, the workloads naming the chart's ConfigMaps; uninstalling removes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm_takes_over_a_kustomize_install() {
+    let (release, dir) = Release::start("takeover").await;
+    let overlay = repo().join("deploy/overlays/sdwan");
+    let kubectl = |args: &[&str]| run(release.server.kubectl().args(args));
+    kubectl(&[
+        "apply",
+        "--server-side",
+        "-k",
+        repo().join("deploy/crds").to_str().unwrap(),
+    ]);
+    kubectl(&["wait", "--for", "condition=Established", "crd", "--all"]);
+    kubectl(&["apply", "--server-side", "-k", overlay.to_str().unwrap()]);
+    let values = overlay_values(&overlay, dir.path());
+    release.install(
+        "upgrade",
+        &values,
+        &[],
+        &["--install", "--take-ownership", "--force-conflicts"],
+    );
+    let manifest = yaml_docs(&release.helm(&["get", "manifest", "mcwan"]));
+    let built = kustomize(&overlay);
+    for doc in built
+        .iter()
+        .filter(|d| d["kind"] != "CustomResourceDefinition")
+    {
+        let name = unhashed(doc["metadata"]["name"].as_str().unwrap());
+        assert!(
+            manifest
+                .iter()
+                .any(|m| m["kind"] == doc["kind"] && m["metadata"]["name"] == name),
+            "the release has no {} {name}",
+            doc["kind"]
+        );
+    }
+    for (api_version, plural, namespaced, name) in objects_of(&manifest) {
+        let object = release
+            .get(&api_version, &plural, namespaced, &name)
+            .await
+            .unwrap_or_else(|| panic!("no {plural} {name}"));
+        assert_eq!(
+            object["metadata"]["labels"]["app.kubernetes.io/managed-by"], "Helm",
+            "{plural} {name}"
+        );
+        assert_eq!(
+            object["metadata"]["annotations"]["meta.helm.sh/release-name"],
+            "mcwan"
+        );
+    }
+    let gateway = release
+        .get("apps/v1", "daemonsets", true, "mcwan-gateway")
+        .await
+        .unwrap();
+    let pod = &gateway["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["volumes"][0]["configMap"]["name"], "mcwan-clusterset",
+        "{pod}"
+    );
+    assert_eq!(
+        pod["containers"][0]["envFrom"],
+        json!([{"configMapRef": {"name": "mcwan-config"}}])
+    );
+    // The kustomize build's hashed ConfigMaps go with the selector docs/deploy.md gives.
+    kubectl(&[
+        "-n",
+        "mcwan-system",
+        "delete",
+        "configmap",
+        "-l",
+        "app.kubernetes.io/part-of=mcwan,!app.kubernetes.io/managed-by",
+    ]);
+    let configmaps: Vec<String> =
+        testbed::list(&release.client, "v1", "configmaps", Some("mcwan-system"))
+            .await
+            .unwrap()
+            .iter()
+            .map(|c| c["metadata"]["name"].as_str().unwrap().to_owned())
+            .collect();
+    assert_eq!(configmaps, ["mcwan-clusterset", "mcwan-config"]);
+    release.helm(&["uninstall", "mcwan"]);
+    for (api_version, plural, namespaced, name) in objects_of(&manifest) {
+        let left = release.get(&api_version, &plural, namespaced, &name).await;
+        assert_eq!(left.is_some(), plural == "namespaces", "{plural} {name}");
+    }
 }
