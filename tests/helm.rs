@@ -28,6 +28,9 @@ use serde_json::{json, Value};
 mod testbed;
 use testbed::ApiServer;
 
+#[path = "support/ports.rs"]
+mod ports;
+
 #[path = "support/manifests.rs"]
 mod manifests;
 use manifests::{
@@ -226,9 +229,8 @@ fn env_as_args(env: &str, value: &str) -> Option<Vec<String>> {
 
 /// The gateway's command line as the kubelet would start it: its arguments (`$(NODE_IP)`
 /// expanded), then each MCWAN_* variable of its environment and ConfigMap as the option that
-/// reads it. Parsed by mcwan's own parser.
-fn gateway_command(docs: &[Value]) -> mcwan::cli::GatewayCmd {
-    use clap::Parser as _;
+/// reads it.
+fn gateway_words(docs: &[Value]) -> Vec<String> {
     let ds = find(docs, "DaemonSet", "mcwan-gateway");
     let gateway = container(ds, "gateway");
     let mut env: BTreeMap<String, String> = BTreeMap::new();
@@ -261,6 +263,13 @@ fn gateway_command(docs: &[Value]) -> mcwan::cli::GatewayCmd {
             env_as_args(name, value).unwrap_or_else(|| panic!("`mcwan gateway` reads no {name}"));
         words.extend(args);
     }
+    words
+}
+
+/// [`gateway_words`], parsed by mcwan's own parser.
+fn gateway_command(docs: &[Value]) -> mcwan::cli::GatewayCmd {
+    use clap::Parser as _;
+    let words = gateway_words(docs);
     let cli = mcwan::cli::Cli::try_parse_from(&words)
         .unwrap_or_else(|e| panic!("the gateway's command line does not parse: {e}\n{words:?}"));
     let mcwan::cli::Command::Gateway(cmd) = cli.command else {
@@ -891,6 +900,27 @@ impl Release {
             .unwrap()
     }
 
+    /// `kubectl apply --server-side` of `objects` as the admin.
+    fn server_apply(&self, objects: &Value) {
+        let mut cmd = self.server.kubectl();
+        cmd.args(["apply", "--server-side", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        std::io::Write::write_all(
+            child.stdin.as_mut().unwrap(),
+            objects.to_string().as_bytes(),
+        )
+        .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "kubectl apply: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// `kubectl auth can-i VERB RESOURCE[/SUBRESOURCE]` as a ServiceAccount of mcwan-system.
     fn can(&self, account: &str, verb: &str, resource: &str) -> bool {
         let mut kubectl = self.server.kubectl();
@@ -906,6 +936,91 @@ impl Release {
         let out = output(&mut kubectl);
         String::from_utf8_lossy(&out.stdout).trim() == "yes"
     }
+}
+
+/// A gateway process, killed when dropped.
+struct GatewayRun {
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl GatewayRun {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for GatewayRun {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `mcwan gateway` as the installed DaemonSet would run it, with what the kubelet would
+/// give it replaced by files here: the clusterset ConfigMap's file, an empty peers directory,
+/// the gateway ServiceAccount's token as its kubeconfig; DNS and admin on free loopback ports,
+/// no dataplane and no health probes (this host is not the gateway node).
+async fn run_installed_gateway(release: &Release, dir: &Path) -> GatewayRun {
+    let get = |plural: &'static str, name: &'static str| async move {
+        let api_version = if plural == "daemonsets" {
+            "apps/v1"
+        } else {
+            "v1"
+        };
+        release.get(api_version, plural, true, name).await.unwrap()
+    };
+    let mut installed = vec![get("daemonsets", "mcwan-gateway").await];
+    installed.push(get("configmaps", "mcwan-config").await);
+    let clusterset = get("configmaps", "mcwan-clusterset").await;
+    let clusterset_file = dir.join("clusterset.yaml");
+    std::fs::write(
+        &clusterset_file,
+        clusterset["data"]["clusterset.yaml"].as_str().unwrap(),
+    )
+    .unwrap();
+    let peers = dir.join("peers");
+    std::fs::create_dir_all(&peers).unwrap();
+    let token = run(release.server.kubectl().args([
+        "create",
+        "token",
+        "-n",
+        "mcwan-system",
+        "mcwan-gateway",
+        "--duration",
+        "1h",
+    ]));
+    let mut kubeconfig: Value =
+        serde_json::from_str(&release.server.kubeconfig_yaml("gateway")).unwrap();
+    kubeconfig["users"] = json!([{"name": "gateway", "user": {"token": token.trim()}}]);
+    kubeconfig["contexts"][0]["context"]["user"] = json!("gateway");
+    let kubeconfig_file = dir.join("gateway.kubeconfig");
+    std::fs::write(&kubeconfig_file, kubeconfig.to_string()).unwrap();
+    let words: Vec<String> = gateway_words(&installed)
+        .into_iter()
+        .skip(1)
+        .map(|w| match w.split_once('=') {
+            Some(("--clusterset", _)) => format!("--clusterset={}", clusterset_file.display()),
+            Some(("--peer-kubeconfigs", _)) => format!("--peer-kubeconfigs={}", peers.display()),
+            Some(("--dataplane", _)) => "--dataplane=none".to_owned(),
+            Some(("--dns-listen", _)) => format!("--dns-listen=127.0.0.1:{}", ports::free_port()),
+            Some(("--admin-listen", _)) => {
+                format!("--admin-listen=127.0.0.1:{}", ports::free_port())
+            }
+            Some(("--health-port", _)) => "--health-port=0".to_owned(),
+            _ => w,
+        })
+        .collect();
+    let log = dir.join("gateway.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_mcwan"))
+        .args(&words)
+        .env("KUBECONFIG", &kubeconfig_file)
+        .env("MCWAN_LOG", "info,hickory_server=warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    GatewayRun { child, log }
 }
 
 /// (apiVersion, plural, namespaced, name) of every object the release manifest has.
@@ -932,7 +1047,7 @@ fn objects_of(manifest: &[Value]) -> Vec<(String, String, bool, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn helm_installs_upgrades_and_uninstalls_on_a_real_api_server() {
-    let (release, _dir) = Release::start("helm").await;
+    let (release, dir) = Release::start("helm").await;
     let examples: BTreeMap<String, PathBuf> = examples().into_iter().collect();
     let values = &examples["sdwan"];
 
@@ -1043,6 +1158,46 @@ async fn helm_installs_upgrades_and_uninstalls_on_a_real_api_server() {
             "{account} {verb} {resource}"
         );
     }
+
+    // The gateway, as a process here, on what the release installed: the DaemonSet's command
+    // line and environment, the clusterset ConfigMap, the gateway ServiceAccount's token. It
+    // takes its ID from the ClusterProperty and writes the conditions of an export.
+    let gateway_run = run_installed_gateway(&release, dir.path()).await;
+    release.server_apply(&json!({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "cart", "namespace": "shop"},
+         "spec": {"ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}},
+        {"apiVersion": "multicluster.x-k8s.io/v1alpha1", "kind": "ServiceExport",
+         "metadata": {"name": "cart", "namespace": "shop"}},
+    ]}));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let export = testbed::get(
+            &release.client,
+            "multicluster.x-k8s.io/v1alpha1",
+            "serviceexports",
+            Some("shop"),
+            "cart",
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        if testbed::has_condition(&export, "Valid", "True") {
+            let message = export["status"]["conditions"].to_string();
+            assert!(message.contains("sd-wan-priority-low"), "{message}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the export never got Valid=True: {export:#}\n{}",
+            gateway_run.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = gateway_run.log();
+    assert!(log.contains("cluster-2"), "{log}");
+    assert!(!log.to_lowercase().contains("forbidden"), "{log}");
+    drop(gateway_run);
 
     // Upgrade with changed values: a new image, VIP range and health setting; no route agent.
     let before = gateway["spec"]["template"]["metadata"]["annotations"]["checksum/config"].clone();
