@@ -11,9 +11,11 @@
 //!   renders, field for field (Helm's labels, checksums and the explicit defaults aside);
 //! - the PrometheusRule carries deploy/monitoring's rules (promtool loads them) and the
 //!   PodMonitor selects the gateway's admin port;
-//! - bad values are refused, naming the value;
+//! - bad values are refused, naming the value; the packaged chart renders as the directory;
 //! - `helm install`, `helm upgrade` with changed values, `helm uninstall` and a second install
-//!   against a real kube-apiserver (testbed/apiserver), the objects checked through the API.
+//!   against a real kube-apiserver (testbed/apiserver), the objects checked through the API,
+//!   the RBAC with `kubectl auth can-i`, and the gateway run as a process on what was installed;
+//!   a kustomize install taken over by a release.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail the test on any error
 
@@ -104,8 +106,13 @@ fn run(cmd: &mut Command) -> String {
 /// `helm template` of the chart as release `mcwan` in mcwan-system, CRDs included, with the
 /// values files and `--set`s given.
 fn template(values: &[&Path], set: &[&str]) -> Vec<Value> {
+    template_of(&chart(), values, set)
+}
+
+/// [`template`] of the chart at `chart` (a directory or a packaged archive).
+fn template_of(chart: &Path, values: &[&Path], set: &[&str]) -> Vec<Value> {
     let mut cmd = helm();
-    cmd.args(["template", "mcwan"]).arg(chart()).args([
+    cmd.args(["template", "mcwan"]).arg(chart).args([
         "--namespace",
         "mcwan-system",
         "--include-crds",
@@ -168,6 +175,36 @@ fn chart_lints_strictly_with_every_values_example() {
             );
         }
     }
+}
+
+/// `helm package` copies the linked files (crds/crds.yaml, files/mcwan.rules.yaml) into the
+/// archive, which renders the same objects as the directory.
+#[test]
+fn the_packaged_chart_renders_as_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(helm()
+        .arg("package")
+        .arg(chart())
+        .arg("--destination")
+        .arg(dir.path()));
+    let archive = dir
+        .path()
+        .join(format!("mcwan-{}.tgz", env!("CARGO_PKG_VERSION")));
+    assert!(archive.is_file(), "{out}");
+    let set = [
+        "metrics.podMonitor.enabled=true",
+        "metrics.prometheusRule.enabled=true",
+    ];
+    let packaged = template_of(&archive, &[], &set);
+    assert_eq!(packaged, template(&[], &set));
+    assert!(packaged.iter().any(|d| d["kind"] == "PrometheusRule"));
+    assert_eq!(
+        packaged
+            .iter()
+            .filter(|d| d["kind"] == "CustomResourceDefinition")
+            .count(),
+        committed_crds().len()
+    );
 }
 
 #[test]
