@@ -47,12 +47,15 @@ imagePullSecrets:
 
 {{/* The clusterset file: clusterset.*, with wan and innerNetwork from wan.*. */}}
 {{- define "mcwan.clusterset" -}}
-{{- $file := dict "name" .Values.clusterset.name "wan" .Values.wan.mode -}}
-{{- if and (eq .Values.wan.mode "wireguard") .Values.wan.wireguard.innerNetwork -}}
-{{- $_ := set $file "innerNetwork" .Values.wan.wireguard.innerNetwork -}}
-{{- end -}}
-{{- $_ := set $file "clusters" .Values.clusterset.clusters -}}
-{{ toYaml $file }}
+{{- with .Values.clusterset.name }}
+name: {{ toJson . }}
+{{- end }}
+wan: {{ .Values.wan.mode }}
+{{- if and (eq .Values.wan.mode "wireguard") .Values.wan.wireguard.innerNetwork }}
+innerNetwork: {{ .Values.wan.wireguard.innerNetwork }}
+{{- end }}
+clusters:
+{{- toYaml .Values.clusterset.clusters | nindent 2 }}
 {{- end }}
 
 {{/* Checks of values that a schema cannot express; each failure names the value. */}}
