@@ -69,6 +69,7 @@ pub enum Command {
     /// Show the clusterset at work: three clusters on this host (in network namespaces, or in
     /// a VM where this kernel lacks IPVS), a service resolved and called across them through
     /// its WAN class, and a failover; everything is cleaned up afterwards.
+    #[cfg(feature = "lab")]
     Demo(crate::demo::DemoCmd),
 }
 
@@ -367,6 +368,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .context("cannot write the manual page")?;
             Ok(ExitCode::SUCCESS)
         }
+        #[cfg(feature = "lab")]
         Command::Demo(cmd) => {
             crate::demo::run(cmd)?;
             Ok(ExitCode::SUCCESS)

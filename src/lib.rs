@@ -19,6 +19,9 @@
 //! - [`desired`]: the desired state, one pure function.
 //! - [`gateway`]: the running gateway (watch, compute, apply).
 //! - [`kube`]: Kubernetes mode: API servers as the source, imports and conditions written back.
+//! - `lab` and `demo` (the default `lab` feature): a clusterset of network namespaces on this
+//!   host, for `mcwan demo` and the tests; the shipped build (`--no-default-features`) leaves
+//!   them out.
 
 pub mod admin;
 pub mod alloc;
@@ -27,11 +30,13 @@ pub mod cli;
 pub mod convert;
 pub mod crd;
 pub mod dataplane;
+#[cfg(feature = "lab")]
 pub mod demo;
 pub mod desired;
 pub mod files;
 pub mod gateway;
 pub mod kube;
+#[cfg(feature = "lab")]
 pub mod lab;
 pub mod model;
 pub mod policies;
