@@ -510,6 +510,40 @@ fn values_examples_reach_the_pods() {
     );
     let property = find(&docs, "ClusterProperty", "cluster.clusterset.k8s.io");
     assert_eq!(property["spec"]["value"], "cluster-2");
+    // The toggles of what the kustomize components and hand-made objects do.
+    let toggled = template(
+        &[&examples["wireguard"]],
+        &[
+            "namespace.create=false",
+            "clusterProperty.create=false",
+            "routeAgent.intervalSeconds=5",
+            "wan.wireguard.privateKeySecret=wg",
+            "wan.wireguard.privateKeySecretKey=key",
+            "peers.secretName=",
+        ],
+    );
+    for kind in ["Namespace", "ClusterProperty"] {
+        assert!(!toggled.iter().any(|d| d["kind"] == kind), "{kind}");
+    }
+    let agent = find(&toggled, "DaemonSet", "mcwan-route-agent");
+    assert_eq!(
+        container(agent, "route")["env"],
+        json!([{"name": "MCWAN_ROUTE_INTERVAL", "value": "5"}])
+    );
+    let gateway = find(&toggled, "DaemonSet", "mcwan-gateway");
+    let volumes = &gateway["spec"]["template"]["spec"]["volumes"];
+    assert_eq!(
+        volumes[1],
+        json!({"name": "wireguard", "secret": {"secretName": "wg", "defaultMode": 256,
+               "items": [{"key": "key", "path": "privateKey"}]}})
+    );
+    assert_eq!(
+        volumes.as_array().unwrap().len(),
+        2,
+        "no peers volume: {volumes}"
+    );
+    assert!(gateway_command(&toggled).kube.peer_kubeconfigs.is_none());
+
     // A change of the clusterset or configuration changes the pod template (the gateway rolls).
     let checksum = |docs: &[Value]| {
         find(docs, "DaemonSet", "mcwan-gateway")["spec"]["template"]["metadata"]["annotations"]
