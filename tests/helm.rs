@@ -66,20 +66,14 @@ fn examples() -> Vec<(String, PathBuf)> {
     files
 }
 
-/// Helm, with its configuration, cache and data in a directory of this test process (nothing
-/// of the user's is read or written).
+/// Helm, with its configuration, cache and data under target/testbed/helm-home (nothing of the
+/// user's is read or written; Helm keeps nothing there that one test could leave to another).
 fn helm() -> Command {
-    static HOME: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
-    let home = HOME.get_or_init(|| {
-        tempfile::Builder::new()
-            .prefix("mcwan-helm-")
-            .tempdir()
-            .unwrap()
-    });
+    let home = testbed::bin_dir().with_file_name("helm-home");
     let mut cmd = Command::new(testbed::bin("helm"));
-    cmd.env("HELM_CONFIG_HOME", home.path().join("config"))
-        .env("HELM_CACHE_HOME", home.path().join("cache"))
-        .env("HELM_DATA_HOME", home.path().join("data"))
+    cmd.env("HELM_CONFIG_HOME", home.join("config"))
+        .env("HELM_CACHE_HOME", home.join("cache"))
+        .env("HELM_DATA_HOME", home.join("data"))
         .env_remove("KUBECONFIG")
         .env_remove("HELM_NAMESPACE");
     cmd
