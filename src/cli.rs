@@ -64,8 +64,13 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the manual page (roff): `mcwan man | man -l -`.
-    Man,
+    /// Print the manual page (roff): `mcwan man | man -l -`; with --dir, write one page per
+    /// command there (mcwan.1, mcwan-gateway.1, ...), for /usr/share/man/man1.
+    Man {
+        /// Write mcwan.1 and a page per subcommand into this directory.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Show the clusterset at work: three clusters on this host (in network namespaces, or in
     /// a VM where this kernel lacks IPVS), a service resolved and called across them through
     /// its WAN class, and a failover; everything is cleaned up afterwards.
@@ -361,11 +366,20 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             clap_complete::generate(shell, &mut command, "mcwan", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Man => {
+        Command::Man { dir } => {
             let command = <Cli as clap::CommandFactory>::command();
-            clap_mangen::Man::new(command)
-                .render(&mut std::io::stdout())
-                .context("cannot write the manual page")?;
+            match dir {
+                Some(dir) => {
+                    std::fs::create_dir_all(&dir)
+                        .with_context(|| format!("cannot create {}", dir.display()))?;
+                    clap_mangen::generate_to(command, &dir).with_context(|| {
+                        format!("cannot write the manual pages into {}", dir.display())
+                    })?;
+                }
+                None => clap_mangen::Man::new(command)
+                    .render(&mut std::io::stdout())
+                    .context("cannot write the manual page")?,
+            }
             Ok(ExitCode::SUCCESS)
         }
         #[cfg(feature = "lab")]

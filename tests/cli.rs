@@ -86,3 +86,28 @@ fn the_manual_page_names_every_verb() {
         assert!(page.contains(verb), "the manual page does not name {verb}");
     }
 }
+
+#[test]
+fn every_command_gets_a_manual_page_that_man_renders() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mcwan"))
+        .args(["man", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for page in ["mcwan.1", "mcwan-gateway.1", "mcwan-export.1", "mcwan-status.1", "mcwan-import.1"] {
+        let path = dir.path().join(page);
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(text.contains(".TH"), "{page}: {text}");
+        // man(1) formats it: the page's NAME section comes out as text.
+        let rendered = Command::new("man")
+            .args(["-P", "cat", "-l"])
+            .arg(&path)
+            .env("MANWIDTH", "100")
+            .output()
+            .expect("man (Debian's man-db)");
+        let text = String::from_utf8_lossy(&rendered.stdout);
+        assert!(rendered.status.success() && text.contains("NAME"), "{page}: {text}");
+    }
+}
