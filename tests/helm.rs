@@ -514,7 +514,21 @@ fn values_examples_reach_the_pods() {
             "wan.wireguard.privateKeySecret=wg",
             "wan.wireguard.privateKeySecretKey=key",
             "peers.secretName=",
+            "wanPolicies[0].name=bulk",
+            "wanPolicies[0].tunnel=bulk",
+            "wanPolicies[0].port=32000",
+            "wanPolicies[0].portCount=64",
+            "wanPolicies[0].default=true",
         ],
+    );
+    let policy = find(&toggled, "WANPolicy", "bulk");
+    assert_eq!(
+        policy["metadata"]["annotations"],
+        json!({"mcw.l7mp.io/is-default-policy": "true"})
+    );
+    assert_eq!(
+        policy["spec"],
+        json!({"tunnel": "bulk", "port": 32000, "portCount": 64})
     );
     for kind in ["Namespace", "ClusterProperty"] {
         assert!(!toggled.iter().any(|d| d["kind"] == kind), "{kind}");
