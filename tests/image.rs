@@ -56,7 +56,10 @@ fn instructions(text: &str) -> Vec<Instruction> {
             }
         }
     }
-    assert!(current.is_empty(), "the Dockerfile ends inside a continued line");
+    assert!(
+        current.is_empty(),
+        "the Dockerfile ends inside a continued line"
+    );
     out
 }
 
@@ -158,10 +161,11 @@ fn the_stages_are_pinned_to_the_toolchain_and_this_debian_release() {
         .find_map(|l| l.trim().strip_prefix("channel = "))
         .unwrap()
         .trim_matches('"');
-    let minor = channel.rsplitn(2, '.').nth(1).unwrap(); // 1.95.0 -> 1.95
+    let minor = channel.rsplit_once('.').unwrap().0; // 1.95.0 -> 1.95
     let build = &stages[0].0;
     assert!(
-        build.starts_with(&format!("docker.io/library/rust:{minor}-")) && build.ends_with(" AS build"),
+        build.starts_with(&format!("docker.io/library/rust:{minor}-"))
+            && build.ends_with(" AS build"),
         "build stage {build:?}: the toolchain is {channel}"
     );
     let codename = std::fs::read_to_string("/etc/os-release")
@@ -191,8 +195,17 @@ fn the_image_ships_the_stripped_dist_binary_at_its_entrypoint() {
         .map(|i| i.args.as_str())
         .collect::<Vec<_>>()
         .join(" && ");
-    for part in ["cargo build", "--profile dist", "--locked", "-p mcwan", "--no-default-features"] {
-        assert!(build_run.contains(part), "the build runs {part}: {build_run}");
+    for part in [
+        "cargo build",
+        "--profile dist",
+        "--locked",
+        "-p mcwan",
+        "--no-default-features",
+    ] {
+        assert!(
+            build_run.contains(part),
+            "the build runs {part}: {build_run}"
+        );
     }
     let (_, installed) = build_run
         .split("&&")
@@ -201,9 +214,15 @@ fn the_image_ships_the_stripped_dist_binary_at_its_entrypoint() {
         .expect("the build installs target/dist/mcwan");
     let out_path = installed.trim();
     let cargo = std::fs::read_to_string(repo().join("Cargo.toml")).unwrap();
-    let dist = cargo.split("[profile.dist]").nth(1).expect("a dist profile");
+    let dist = cargo
+        .split("[profile.dist]")
+        .nth(1)
+        .expect("a dist profile");
     let dist = dist.split("\n[").next().unwrap();
-    assert!(dist.contains("strip = true"), "[profile.dist] strips: {dist}");
+    assert!(
+        dist.contains("strip = true"),
+        "[profile.dist] strips: {dist}"
+    );
 
     let runtime = &stages[1].1;
     let copy = runtime
@@ -226,8 +245,14 @@ fn every_program_mcwan_runs_is_in_the_runtime_image() {
         .flat_map(|i| apt_installs(&i.args))
         .collect();
     for p in &installed {
-        let out = Command::new("apt-cache").args(["show", "--no-all-versions", p]).output().unwrap();
-        assert!(out.status.success(), "the image installs {p}, which this Debian release does not have");
+        let out = Command::new("apt-cache")
+            .args(["show", "--no-all-versions", p])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "the image installs {p}, which this Debian release does not have"
+        );
     }
     let mut programs = BTreeSet::new();
     for dir in ["src", "tunnel/src", "dns/src", "ipvs/src"] {
@@ -236,7 +261,10 @@ fn every_program_mcwan_runs_is_in_the_runtime_image() {
     // What the manifests' shell scripts run (deploy/base: the sysctl init container and the
     // route agent), and their shell.
     programs.extend(["sh", "ipvsadm", "ip", "sleep"].map(str::to_owned));
-    assert!(programs.contains("nft"), "the scan finds the dataplane's nft: {programs:?}");
+    assert!(
+        programs.contains("nft"),
+        "the scan finds the dataplane's nft: {programs:?}"
+    );
     let mut missing = Vec::new();
     for program in &programs {
         let packages = packages_of(program);
@@ -244,22 +272,32 @@ fn every_program_mcwan_runs_is_in_the_runtime_image() {
             !packages.is_empty(),
             "no package of this machine holds {program} (scripts/install-test-deps installs the tools the tests use)"
         );
-        if !packages.iter().any(|p| installed.contains(p) || is_essential(p)) {
+        if !packages
+            .iter()
+            .any(|p| installed.contains(p) || is_essential(p))
+        {
             missing.push(format!("{program} (package {packages:?})"));
         }
     }
-    assert!(missing.is_empty(), "not in the image: {missing:?}; it installs {installed:?}");
+    assert!(
+        missing.is_empty(),
+        "not in the image: {missing:?}; it installs {installed:?}"
+    );
 }
 
 #[test]
 fn the_build_context_leaves_out_build_output_and_history() {
-    let ignore = std::fs::read_to_string(repo().join("deploy/image/Dockerfile.dockerignore")).unwrap();
+    let ignore =
+        std::fs::read_to_string(repo().join("deploy/image/Dockerfile.dockerignore")).unwrap();
     let entries: BTreeSet<&str> = ignore
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .collect();
     for needed in ["target", ".git"] {
-        assert!(entries.contains(needed), "{needed} is sent to the builder: {entries:?}");
+        assert!(
+            entries.contains(needed),
+            "{needed} is sent to the builder: {entries:?}"
+        );
     }
 }
