@@ -36,6 +36,7 @@ pub mod desired;
 pub mod files;
 pub mod gateway;
 pub mod kube;
+pub mod l7;
 #[cfg(feature = "lab")]
 pub mod lab;
 pub mod model;

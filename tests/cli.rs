@@ -95,8 +95,18 @@ fn every_command_gets_a_manual_page_that_man_renders() {
         .arg(dir.path())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    for page in ["mcwan.1", "mcwan-gateway.1", "mcwan-export.1", "mcwan-status.1", "mcwan-import.1"] {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for page in [
+        "mcwan.1",
+        "mcwan-gateway.1",
+        "mcwan-export.1",
+        "mcwan-status.1",
+        "mcwan-import.1",
+    ] {
         let path = dir.path().join(page);
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{page}: {e}"));
         assert!(text.contains(".TH"), "{page}: {text}");
@@ -108,6 +118,9 @@ fn every_command_gets_a_manual_page_that_man_renders() {
             .output()
             .expect("man (Debian's man-db)");
         let text = String::from_utf8_lossy(&rendered.stdout);
-        assert!(rendered.status.success() && text.contains("NAME"), "{page}: {text}");
+        assert!(
+            rendered.status.success() && text.contains("NAME"),
+            "{page}: {text}"
+        );
     }
 }
