@@ -55,6 +55,15 @@ pub enum Command {
     Import(crate::kube::cli::ImportCmd),
     /// Withdraw an import made with `mcwan import`: delete its WANImport.
     Unimport(crate::kube::cli::UnimportCmd),
+    /// Let the gateway of --peer-context watch the cluster of --context: make the read-only
+    /// peer credentials there and store their kubeconfig in the peer's Secret mcwan-peers.
+    Join(crate::kube::cli::JoinCmd),
+    /// Check the cluster, its peers, the CRDs, the gateway, DNS and the WAN ports: one verdict
+    /// (ok, warn, fail) and reason per check; exit code 1 when a check fails.
+    Diagnose(crate::kube::cli::DiagnoseCmd),
+    /// Write a support bundle (a directory or a .tar.gz): status, plan, metrics, mcwan's
+    /// objects and Events, the dataplane, the gateway's logs; never a key or token.
+    Gather(crate::kube::cli::GatherCmd),
     /// Print the CustomResourceDefinitions mcwan uses, as YAML.
     Crds,
     /// Print mcwan's version.
@@ -338,6 +347,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import(cmd) => crate::kube::cli::import(cmd),
         Command::Unimport(cmd) => crate::kube::cli::unimport(cmd),
         Command::Unexport(cmd) => crate::kube::cli::unexport(cmd),
+        Command::Join(cmd) => crate::kube::cli::join(cmd),
+        Command::Diagnose(cmd) => crate::kube::cli::diagnose(cmd),
+        Command::Gather(cmd) => crate::kube::cli::gather(cmd),
         Command::Status(cmd) => {
             let gateway = cmd.gateway.unwrap_or_default();
             let runtime = tokio::runtime::Builder::new_current_thread()

@@ -438,6 +438,11 @@ impl Clusterset {
         &self.clusters[i].api
     }
 
+    /// Cluster `i`'s gateway's admin endpoint, as `host:port`.
+    pub fn admin_addr(&self, i: usize) -> String {
+        format!("127.0.0.1:{}", self.clusters[i].admin)
+    }
+
     /// GET `path` from cluster `i`'s gateway's admin endpoint (None while it does not answer).
     pub async fn admin_get(&self, i: usize, path: &str) -> Option<String> {
         let addr = format!("127.0.0.1:{}", self.clusters[i].admin);

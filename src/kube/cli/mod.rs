@@ -1,10 +1,13 @@
 //! The Kubernetes side of the command line: the `mcwan gateway --kube` options, and the
 //! operator's verbs `mcwan export`, `mcwan unexport`, `mcwan import`, `mcwan unimport` and
-//! `mcwan status`, which talk to the API server of the current kubeconfig context
-//! (`KUBECONFIG`, `--context`).
+//! `mcwan status`, and `mcwan join`, `mcwan diagnose`, `mcwan gather`, which talk to the API
+//! server of the current kubeconfig context (`KUBECONFIG`, `--context`).
 
+mod diagnose;
 mod export;
+mod gather;
 mod import;
+mod join;
 mod status;
 
 use std::path::PathBuf;
@@ -13,8 +16,11 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Args;
 
+pub use diagnose::{diagnose, DiagnoseCmd};
 pub use export::{export, unexport, ExportCmd, UnexportCmd};
+pub use gather::{gather, GatherCmd};
 pub use import::{import, unimport, ImportCmd, UnimportCmd};
+pub use join::{join, JoinCmd};
 pub use status::{status, ExportReport, StatusArgs};
 
 use crate::model::ServiceKey;
