@@ -1,0 +1,90 @@
+//! The two processes of bench/l7: a minimal HTTP/1.1 server standing in for an exporting
+//! gateway's ingress port (`backend`), and mcwan's L7 proxy in front of it (`proxy ADDR`), each
+//! on one runtime thread so that their CPU time compares per core. Each prints its listening
+//! address on stdout, then serves until killed.
+//!
+//!   cargo run --release --example l7_bench -- backend
+//!   cargo run --release --example l7_bench -- proxy 127.0.0.1:PORT
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::{Method, Response};
+use mcwan::l7::metrics::L7Metrics;
+use mcwan::l7::proxy::{Backend, ProxyConfig, ServiceProxy};
+use mcwan::l7::route::{Action, Match, PathMatch, Routes, Rule};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+async fn backend() -> std::io::Result<()> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    println!("{}", listener.local_addr()?);
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(|_req| async {
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok\n"))))
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn proxy(backend: SocketAddr) -> std::io::Result<()> {
+    // The seed's shape: GET /payment over one class, the rest denied.
+    let routes = Routes {
+        rules: vec![Rule {
+            matches: vec![Match {
+                method: Some(Method::GET),
+                path: Some(PathMatch::Prefix("/payment".into())),
+                headers: vec![],
+            }],
+            action: Action::Class("high".into()),
+        }],
+        default: Action::Deny,
+    };
+    let config = ProxyConfig {
+        service: "secure/payment".into(),
+        routes,
+        backends: BTreeMap::from([(
+            "high".to_owned(),
+            vec![Backend {
+                addr: backend,
+                weight: 1,
+            }],
+        )]),
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    println!("{}", listener.local_addr()?);
+    ServiceProxy::new(config, L7Metrics::default())
+        .serve(listener, CancellationToken::new())
+        .await;
+    Ok(())
+}
+
+fn main() -> std::io::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    match args.as_slice() {
+        [mode] if mode == "backend" => runtime.block_on(backend()),
+        [mode, addr] if mode == "proxy" => {
+            let addr = addr.parse().map_err(|e| {
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{addr}: {e}"))
+            })?;
+            runtime.block_on(proxy(addr))
+        }
+        _ => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "usage: l7_bench backend | l7_bench proxy BACKEND_ADDR",
+        )),
+    }
+}
