@@ -10,7 +10,7 @@ use super::join::{all_contexts, join, mcwan_with, use_joined_kubeconfig};
 use crate::support::{free_port, testbed, Backend, ClusterApi, Clusterset};
 
 #[path = "../support/netns.rs"]
-mod netns;
+pub mod netns;
 
 /// An ingress EndpointSlice as cluster-1's gateway publishes it, for one tunnel class.
 fn ingress_slice(name: &str, class: &str, address: &str, ports: &[u16]) -> Value {

@@ -7,6 +7,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
+use super::diagnose::netns;
 use super::join::{join, mcwan_with, use_joined_kubeconfig};
 use crate::support::{export_service, Backend, Clusterset};
 
@@ -161,4 +162,94 @@ async fn gather_writes_every_piece_and_no_token() {
     );
     assert_ne!(code, 0);
     assert!(stderr.contains("not empty"), "{stderr}");
+}
+
+/// `wg show all dump` of a real WireGuard device (wireguard-go in a namespace of the test,
+/// with a peer and a preshared key): the bundle has both public keys and neither the private
+/// nor the preshared key; a gather with no cluster and no gateway still writes its bundle,
+/// every missing piece named in ERRORS.
+#[test]
+fn gather_lists_wireguard_without_its_keys() {
+    let n = std::process::id() % 1000;
+    let ns = netns::Netns::new(&format!("mcwan-gather-{n}"));
+    let dev = format!("mcgwg{n}");
+    let wg_go = crate::support::testbed::bin("wireguard-go");
+    ns.sh(&format!(
+        "WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1 {} {dev}",
+        wg_go.display()
+    ));
+    let scratch = tempfile::tempdir().unwrap();
+    let key = |cmd: &str, input: Option<&str>| {
+        let mut c = Command::new("wg");
+        c.arg(cmd)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        if let Some(i) = input {
+            std::io::Write::write_all(child.stdin.as_mut().unwrap(), i.as_bytes()).unwrap();
+        }
+        drop(child.stdin.take());
+        String::from_utf8(child.wait_with_output().unwrap().stdout)
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    let private = key("genkey", None);
+    let public = key("pubkey", Some(&private));
+    let peer_public = key("pubkey", Some(&key("genkey", None)));
+    let psk = key("genpsk", None);
+    let (private_file, psk_file) = (scratch.path().join("key"), scratch.path().join("psk"));
+    std::fs::write(&private_file, &private).unwrap();
+    std::fs::write(&psk_file, &psk).unwrap();
+    netns::wait_for(
+        "the WireGuard device",
+        std::time::Duration::from_secs(10),
+        || {
+            ns.sh(&format!(
+                "ip link show {dev} >/dev/null 2>&1 && echo up || true"
+            ))
+            .contains("up")
+            .then_some(())
+        },
+    );
+    ns.sh(&format!(
+        "wg set {dev} private-key {} listen-port 51999 peer {peer_public} preshared-key {} \
+         allowed-ips 10.99.0.2/32 endpoint 10.99.0.2:51999",
+        private_file.display(),
+        psk_file.display()
+    ));
+    let dir = scratch.path().join("bundle");
+    let out = ns.sh(&format!(
+        "KUBECONFIG=/nonexistent MCWAN_LOG=warn {} gather --gateway 127.0.0.1:1 --timeout 2s --output {}",
+        env!("CARGO_BIN_EXE_mcwan"),
+        dir.display()
+    ));
+    assert!(out.contains("wrote"), "{out}");
+    let wg = std::fs::read_to_string(dir.join("host/wg-show.txt")).unwrap();
+    assert!(wg.contains(&format!("{dev}\t{public}\t51999")), "{wg}");
+    assert!(
+        wg.contains(&peer_public) && wg.contains("10.99.0.2/32"),
+        "{wg}"
+    );
+    let mut files = Vec::new();
+    files_under(&dir, &mut files);
+    for file in &files {
+        let text = String::from_utf8_lossy(&std::fs::read(file).unwrap()).into_owned();
+        assert!(
+            !text.contains(&private),
+            "{} holds the private key",
+            file.display()
+        );
+        assert!(
+            !text.contains(&psk),
+            "{} holds the preshared key",
+            file.display()
+        );
+    }
+    let errors = std::fs::read_to_string(dir.join("ERRORS")).unwrap();
+    for piece in ["gateway/status.json:", "gateway/metrics.txt:", "kube:"] {
+        assert!(errors.contains(piece), "no {piece} in ERRORS:\n{errors}");
+    }
+    drop(ns); // ends wireguard-go with the namespace
+    let _ = std::fs::remove_file(format!("/var/run/wireguard/{dev}.sock"));
 }
