@@ -234,12 +234,9 @@ fn import_static(
             dir.join("clusterset.yaml").display()
         )
     })?;
-    // A namespace is there when the cluster has objects in it.
+    // A namespace is there when the cluster's catalog has it (a Namespace or objects in it).
     let key = &offline_key(&cmd.service.service, reading, |k| {
-        let ns = &k.namespace;
-        objects.services.keys().any(|s| &s.namespace == ns)
-            || objects.exports.keys().any(|s| &s.namespace == ns)
-            || objects.wan_imports.keys().any(|s| &s.namespace == ns)
+        objects.has_namespace(&k.namespace)
     })?;
     let policy = match &cmd.wan_policy {
         Some(arg) => {
@@ -278,8 +275,18 @@ pub fn unimport(cmd: UnimportCmd) -> anyhow::Result<ExitCode> {
         )
     };
     if let (Some(dir), Some(cluster)) = (&cmd.target.catalog, &cmd.target.cluster_id) {
-        let key = offline_key(&cmd.service.service, reading, |k| {
+        // The reading whose WANImport is there; when neither is, the one whose namespace is.
+        let key = offline_key(&cmd.service.service, reading.clone(), |k| {
             manifest_path(dir, cluster, k).exists()
+        })
+        .or_else(|_| {
+            let catalog = crate::catalog::load_dir(dir)?;
+            offline_key(&cmd.service.service, reading, |k| {
+                catalog
+                    .clusters
+                    .get(cluster)
+                    .is_some_and(|o| o.has_namespace(&k.namespace))
+            })
         })?;
         let path = manifest_path(dir, cluster, &key);
         return match std::fs::remove_file(&path) {
