@@ -148,6 +148,9 @@ pub enum PlanOutput {
     /// The objects the gateway writes in this cluster in Kubernetes mode (ServiceImports and
     /// EndpointSlices) as a `v1` List, for `kubectl apply --server-side -f -` or a review.
     Kube,
+    /// Gateway API objects for the imported services with WANRoute rules (HTTPRoutes and the
+    /// per-class backend Services and EndpointSlices) as a `v1` List.
+    GatewayApi,
 }
 
 #[derive(Debug, Args)]
@@ -423,6 +426,10 @@ fn plan(cmd: PlanCmd) -> anyhow::Result<ExitCode> {
                 &catalog,
                 &state
             ))?
+        ),
+        PlanOutput::GatewayApi => println!(
+            "{}",
+            serde_json::to_string_pretty(&crate::kube::gateway_api::objects(&state))?
         ),
     }
     Ok(ExitCode::SUCCESS)

@@ -10,9 +10,10 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::crd;
 use crate::model::{
-    Affinity, ClusterId, Endpoint, EndpointPort, EndpointSlice, ExportGroup, Placement, Protocol,
-    Service, ServiceExport, ServiceKey, ServicePort, ServiceType, SessionAffinity, Sla, TargetPort,
-    WanImport, WanImportPort, WanPolicy,
+    Affinity, ClusterId, Endpoint, EndpointPort, EndpointSlice, ExportGroup, HeaderMatch,
+    HttpMatch, HttpRule, PathMatch, Placement, Protocol, RouteAction, Service, ServiceExport,
+    ServiceKey, ServicePort, ServiceType, SessionAffinity, Sla, TargetPort, ValueMatch, WanImport,
+    WanImportPort, WanPolicy, WanRoute,
 };
 use crate::validate::{is_dns_label, is_dns_subdomain, is_port_name};
 
@@ -434,4 +435,318 @@ pub fn wan_policy(policy: &crd::WanPolicy) -> Result<WanPolicy, FieldError> {
         },
         is_default,
     })
+}
+
+/// The methods Gateway API's HTTPRouteMatch allows.
+const HTTP_METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+
+/// RFC 9110 `token`: the characters of a header name.
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// A regular expression as the L7 proxy compiles it: anchored at both ends.
+fn check_regex(pattern: &str, field: String) -> Result<(), FieldError> {
+    regex::Regex::new(&format!("^(?:{pattern})$"))
+        .map(drop)
+        .map_err(|e| {
+            let first = e.to_string();
+            let reason = first.lines().last().unwrap_or("invalid").trim().to_owned();
+            FieldError::new(
+                field,
+                format!("{pattern:?} is not a regular expression: {reason}"),
+            )
+        })
+}
+
+fn route_action(action: &crd::WanAction, field: &str) -> Result<RouteAction, FieldError> {
+    match (&action.wan_policy, action.deny) {
+        (Some(_), Some(_)) => Err(FieldError::new(
+            field,
+            "both wanPolicy and deny are set: name a wanPolicy or set deny: true",
+        )),
+        (None, Some(true)) => Ok(RouteAction::Deny),
+        (None, Some(false)) => Err(FieldError::new(
+            format!("{field}.deny"),
+            "false: name a wanPolicy instead, or set deny: true",
+        )),
+        (None, None) => Err(FieldError::new(
+            field,
+            "no action: name a wanPolicy or set deny: true",
+        )),
+        (Some(p), None) if !is_dns_subdomain(p) => Err(FieldError::new(
+            format!("{field}.wanPolicy"),
+            format!("{p:?} is not a WANPolicy name"),
+        )),
+        (Some(p), None) => Ok(RouteAction::WanPolicy(p.clone())),
+    }
+}
+
+fn http_match(m: &crd::HttpWanMatch, field: &str) -> Result<HttpMatch, FieldError> {
+    if m.method.is_none() && m.path.is_none() && m.headers.is_empty() {
+        return Err(FieldError::new(
+            field,
+            "empty: a match needs a method, a path or a header (requests no rule matches take spec.http.default)",
+        ));
+    }
+    let method = match &m.method {
+        Some(method) if HTTP_METHODS.contains(&method.as_str()) => Some(method.clone()),
+        Some(method) => {
+            return Err(FieldError::new(
+                format!("{field}.method"),
+                format!("{method:?} is not one of {}", HTTP_METHODS.join(", ")),
+            ))
+        }
+        None => None,
+    };
+    let path = match &m.path {
+        None => None,
+        Some(p) => {
+            let value_field = format!("{field}.path.value");
+            let kind = p.type_.unwrap_or(crd::PathMatchType::PathPrefix);
+            if kind != crd::PathMatchType::RegularExpression && !p.value.starts_with('/') {
+                return Err(FieldError::new(
+                    value_field,
+                    format!("{:?} is not an absolute path (it starts with /)", p.value),
+                ));
+            }
+            Some(match kind {
+                crd::PathMatchType::Exact => PathMatch::Exact(p.value.clone()),
+                crd::PathMatchType::PathPrefix => PathMatch::PathPrefix(p.value.clone()),
+                crd::PathMatchType::RegularExpression => {
+                    check_regex(&p.value, value_field)?;
+                    PathMatch::RegularExpression(p.value.clone())
+                }
+            })
+        }
+    };
+    let mut headers: Vec<HeaderMatch> = Vec::new();
+    for (k, h) in m.headers.iter().enumerate() {
+        let name = h.name.to_ascii_lowercase();
+        if !is_token(&name) {
+            return Err(FieldError::new(
+                format!("{field}.headers[{k}].name"),
+                format!("{:?} is not a header name", h.name),
+            ));
+        }
+        if headers.iter().any(|o| o.name == name) {
+            return Err(FieldError::new(
+                format!("{field}.headers[{k}].name"),
+                format!("{:?} is matched twice", h.name),
+            ));
+        }
+        let value = match h.type_.unwrap_or(crd::HeaderMatchType::Exact) {
+            crd::HeaderMatchType::Exact => ValueMatch::Exact(h.value.clone()),
+            crd::HeaderMatchType::RegularExpression => {
+                check_regex(&h.value, format!("{field}.headers[{k}].value"))?;
+                ValueMatch::RegularExpression(h.value.clone())
+            }
+        };
+        headers.push(HeaderMatch { name, value });
+    }
+    Ok(HttpMatch {
+        method,
+        path,
+        headers,
+    })
+}
+
+/// A `WANRoute`: the service's key, its rules in order and its default action.
+pub fn wan_route(route: &crd::WanRoute) -> Result<WanRoute, FieldError> {
+    let key = key_of(&route.metadata)?;
+    let http = &route.spec.http;
+    let mut rules = Vec::new();
+    for (i, rule) in http.rules.iter().enumerate() {
+        let field = format!("spec.http.rules[{i}]");
+        if rule.matches.is_empty() {
+            return Err(FieldError::new(
+                format!("{field}.matches"),
+                "empty: a rule needs a match (requests no rule matches take spec.http.default)",
+            ));
+        }
+        let matches = rule
+            .matches
+            .iter()
+            .enumerate()
+            .map(|(j, m)| http_match(m, &format!("{field}.matches[{j}]")))
+            .collect::<Result<Vec<_>, _>>()?;
+        rules.push(HttpRule {
+            matches,
+            action: route_action(&rule.action, &field)?,
+        });
+    }
+    Ok(WanRoute {
+        key,
+        rules,
+        default: route_action(&http.default, "spec.http.default")?,
+    })
+}
+
+#[cfg(test)]
+mod wan_route_tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn route(http: serde_json::Value) -> crd::WanRoute {
+        serde_json::from_value(json!({
+            "apiVersion": "mcw.l7mp.io/v1alpha1",
+            "kind": "WANRoute",
+            "metadata": {"name": "payment", "namespace": "secure"},
+            "spec": {"http": http},
+        }))
+        .unwrap()
+    }
+
+    fn field_of(http: serde_json::Value) -> String {
+        wan_route(&route(http)).unwrap_err().field
+    }
+
+    #[test]
+    fn the_seed_story_converts_in_order_with_its_default() {
+        let r = wan_route(&route(json!({
+            "rules": [
+                {"matches": [{"method": "GET", "path": {"type": "PathPrefix", "value": "/payment"}}],
+                 "wanPolicy": "sd-wan-priority-high"},
+                {"matches": [{"path": {"value": "/stats"}}], "wanPolicy": "sd-wan-priority-low"},
+            ],
+            "default": {"deny": true},
+        })))
+        .unwrap();
+        assert_eq!(r.key, ServiceKey::new("secure", "payment"));
+        assert_eq!(
+            r.rules[0].matches[0],
+            HttpMatch {
+                method: Some("GET".into()),
+                path: Some(PathMatch::PathPrefix("/payment".into())),
+                headers: vec![],
+            }
+        );
+        // PathPrefix is the default path type, as in Gateway API.
+        assert_eq!(
+            r.rules[1].matches[0].path,
+            Some(PathMatch::PathPrefix("/stats".into()))
+        );
+        assert_eq!(
+            r.rules[1].action,
+            RouteAction::WanPolicy("sd-wan-priority-low".into())
+        );
+        assert_eq!(r.default, RouteAction::Deny);
+    }
+
+    #[test]
+    fn headers_are_lower_cased_and_exact_by_default() {
+        let r = wan_route(&route(json!({
+            "rules": [{"matches": [{"headers": [
+                {"name": "X-Tenant", "value": "gold"},
+                {"name": "X-Trace", "type": "RegularExpression", "value": "[0-9a-f]+"},
+            ]}], "wanPolicy": "high"}],
+            "default": {"wanPolicy": "low"},
+        })))
+        .unwrap();
+        let headers = &r.rules[0].matches[0].headers;
+        assert_eq!(headers[0].name, "x-tenant");
+        assert_eq!(headers[0].value, ValueMatch::Exact("gold".into()));
+        assert_eq!(
+            headers[1].value,
+            ValueMatch::RegularExpression("[0-9a-f]+".into())
+        );
+    }
+
+    #[test]
+    fn a_bad_path_regex_names_its_value() {
+        let e = wan_route(&route(json!({
+            "rules": [
+                {"matches": [{"path": {"value": "/ok"}}], "wanPolicy": "high"},
+                {"matches": [{"path": {"type": "RegularExpression", "value": "/pay(ment"}}],
+                 "wanPolicy": "high"},
+            ],
+            "default": {"deny": true},
+        })))
+        .unwrap_err();
+        assert_eq!(e.field, "spec.http.rules[1].matches[0].path.value");
+        assert!(e.message.contains("not a regular expression"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_header_regex_names_its_value() {
+        assert_eq!(
+            field_of(json!({
+                "rules": [{"matches": [{"method": "GET"}, {"headers": [
+                    {"name": "x-a", "type": "RegularExpression", "value": "*"}]}],
+                    "wanPolicy": "high"}],
+                "default": {"deny": true},
+            })),
+            "spec.http.rules[0].matches[1].headers[0].value"
+        );
+    }
+
+    #[test]
+    fn an_empty_match_is_refused() {
+        let e = wan_route(&route(json!({
+            "rules": [{"matches": [{}], "wanPolicy": "high"}],
+            "default": {"deny": true},
+        })))
+        .unwrap_err();
+        assert_eq!(e.field, "spec.http.rules[0].matches[0]");
+        assert!(e.message.starts_with("empty"), "{e}");
+        assert_eq!(
+            field_of(
+                json!({"rules": [{"matches": [], "wanPolicy": "high"}], "default": {"deny": true}})
+            ),
+            "spec.http.rules[0].matches"
+        );
+    }
+
+    #[test]
+    fn bad_matches_name_their_field() {
+        let rule = |m: serde_json::Value| json!({"rules": [{"matches": [m], "wanPolicy": "high"}], "default": {"deny": true}});
+        assert_eq!(
+            field_of(rule(json!({"method": "FETCH"}))),
+            "spec.http.rules[0].matches[0].method"
+        );
+        assert_eq!(
+            field_of(rule(json!({"path": {"type": "Exact", "value": "payment"}}))),
+            "spec.http.rules[0].matches[0].path.value"
+        );
+        assert_eq!(
+            field_of(rule(json!({"headers": [{"name": "x a", "value": "1"}]}))),
+            "spec.http.rules[0].matches[0].headers[0].name"
+        );
+        assert_eq!(
+            field_of(rule(json!({"headers": [
+                {"name": "X-A", "value": "1"}, {"name": "x-a", "value": "2"}]}))),
+            "spec.http.rules[0].matches[0].headers[1].name"
+        );
+    }
+
+    #[test]
+    fn an_action_is_a_policy_or_a_deny() {
+        let m = json!([{"method": "GET"}]);
+        assert_eq!(
+            field_of(
+                json!({"rules": [{"matches": m, "wanPolicy": "high", "deny": true}],
+                            "default": {"deny": true}})
+            ),
+            "spec.http.rules[0]"
+        );
+        assert_eq!(
+            field_of(json!({"rules": [{"matches": m}], "default": {"deny": true}})),
+            "spec.http.rules[0]"
+        );
+        assert_eq!(
+            field_of(json!({"rules": [{"matches": m, "wanPolicy": "High_Prio"}],
+                            "default": {"deny": true}})),
+            "spec.http.rules[0].wanPolicy"
+        );
+        assert_eq!(
+            field_of(json!({"default": {"deny": false}})),
+            "spec.http.default.deny"
+        );
+        assert_eq!(field_of(json!({"default": {}})), "spec.http.default");
+    }
 }

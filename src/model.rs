@@ -269,6 +269,9 @@ pub struct ClusterObjects {
     /// Services this cluster imports from a given ingress gateway (`WANImport`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub wan_imports: BTreeMap<ServiceKey, WanImport>,
+    /// Per-request WAN classes of exported services (`WANRoute`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub wan_routes: BTreeMap<ServiceKey, WanRoute>,
 }
 
 /// A service imported from a given ingress gateway (`WANImport`), for clusters that do not watch
@@ -301,6 +304,7 @@ impl ClusterObjects {
             || self.services.keys().any(|k| k.namespace == namespace)
             || self.exports.keys().any(|k| k.namespace == namespace)
             || self.wan_imports.keys().any(|k| k.namespace == namespace)
+            || self.wan_routes.keys().any(|k| k.namespace == namespace)
     }
 
     /// Ready endpoint addresses of a local Service for one of its ports, with the target port
@@ -356,4 +360,84 @@ impl ClusterObjects {
             .filter(|e| e.ready && !e.addresses.is_empty())
             .collect()
     }
+}
+
+/// `WANRoute`: per-request WAN classes of an exported HTTP service. Rules are tried in order;
+/// the first with a fitting match decides, and a request no rule matches takes `default`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WanRoute {
+    pub key: ServiceKey,
+    pub rules: Vec<HttpRule>,
+    pub default: RouteAction,
+}
+
+impl WanRoute {
+    /// Each WANPolicy the route names, with the field that names it first.
+    pub fn policies(&self) -> BTreeMap<&str, String> {
+        let mut out = BTreeMap::new();
+        for (i, rule) in self.rules.iter().enumerate() {
+            if let RouteAction::WanPolicy(p) = &rule.action {
+                out.entry(p.as_str())
+                    .or_insert_with(|| format!("spec.http.rules[{i}].wanPolicy"));
+            }
+        }
+        if let RouteAction::WanPolicy(p) = &self.default {
+            out.entry(p.as_str())
+                .or_insert_with(|| "spec.http.default.wanPolicy".to_owned());
+        }
+        out
+    }
+}
+
+/// One rule of a [`WanRoute`]: any of its matches (at least one) fitting a request applies it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpRule {
+    pub matches: Vec<HttpMatch>,
+    pub action: RouteAction,
+}
+
+/// Conditions on a request (Gateway API's HTTPRouteMatch); at least one is set.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpMatch {
+    /// Upper-case HTTP method.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathMatch>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<HeaderMatch>,
+}
+
+/// A path condition: Exact, PathPrefix (whole path elements) or RegularExpression (the whole
+/// path; checked to compile).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "value")]
+pub enum PathMatch {
+    Exact(String),
+    PathPrefix(String),
+    RegularExpression(String),
+}
+
+/// A header condition; the name is lower-case.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeaderMatch {
+    pub name: String,
+    pub value: ValueMatch,
+}
+
+/// How a header value is matched: Exact, or RegularExpression (the whole value; checked to compile).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "value")]
+pub enum ValueMatch {
+    Exact(String),
+    RegularExpression(String),
+}
+
+/// What happens to a request: carried over a WANPolicy's tunnel class, or denied (403 by the
+/// importing gateway).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RouteAction {
+    WanPolicy(String),
+    Deny,
 }

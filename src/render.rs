@@ -364,6 +364,7 @@ pub fn crds_yaml() -> Result<String, serde_saphyr::SerializeError> {
         crd::ServiceImport::crd(),
         crd::WanPolicy::crd(),
         crd::WanImport::crd(),
+        crd::WanRoute::crd(),
         cluster_property,
     ];
     let mut out = String::new();

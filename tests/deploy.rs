@@ -545,6 +545,7 @@ fn rbac_is_least_privilege() {
         ("multicluster.x-k8s.io/serviceexports", v(&read)),
         ("mcw.l7mp.io/wanpolicies", v(&read)),
         ("mcw.l7mp.io/wanimports", v(&read)),
+        ("mcw.l7mp.io/wanroutes", v(&read)),
         ("about.k8s.io/clusterproperties", v(&read)),
         ("discovery.k8s.io/endpointslices", v(&own)),
         ("multicluster.x-k8s.io/serviceimports", v(&own)),
@@ -569,6 +570,7 @@ fn rbac_is_least_privilege() {
         "discovery.k8s.io/endpointslices",
         "multicluster.x-k8s.io/serviceexports",
         "mcw.l7mp.io/wanpolicies",
+        "mcw.l7mp.io/wanroutes",
     ] {
         assert_eq!(peer.get(resource), Some(&v(&read)), "{resource}");
     }

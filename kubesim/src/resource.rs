@@ -129,6 +129,9 @@ impl ResourceType {
                 .with_short_names(&["wp"]),
             Self::namespaced("mcw.l7mp.io", "v1alpha1", "WANImport", "wanimports")
                 .with_short_names(&["wanim"]),
+            Self::namespaced("mcw.l7mp.io", "v1alpha1", "WANRoute", "wanroutes")
+                .with_status()
+                .with_short_names(&["wanrt"]),
             Self::cluster(
                 "about.k8s.io",
                 "v1alpha1",

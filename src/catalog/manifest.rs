@@ -193,6 +193,19 @@ fn load_object(
                 Err(e) => problems.push(err(true, e)),
             }
         }
+        ("mcw.l7mp.io", "v1alpha1", "WANRoute") => {
+            match parse::<crd::WanRoute>(json).and_then(|r| convert::wan_route(&r)) {
+                Ok(route) => insert_unique(
+                    cluster,
+                    &kind,
+                    &mut objects.wan_routes,
+                    route.key.clone(),
+                    route,
+                    problems,
+                ),
+                Err(e) => problems.push(err(true, e)),
+            }
+        }
         (_, _, "") => problems.push(Problem::error(
             Some(cluster),
             file_ref(),

@@ -267,7 +267,7 @@ struct Added {
     present: Vec<ObjectRef>,
 }
 
-/// Adds each Service, ServiceExport, WANPolicy, WANImport and EndpointSlice of `from` that `into` lacks.
+/// Adds each Service, ServiceExport, WANPolicy, WANImport, WANRoute and EndpointSlice of `from` that `into` lacks.
 fn add_absent(into: &mut ClusterObjects, from: &ClusterObjects) -> Added {
     let mut out = Added::default();
     add_absent_in(
@@ -292,6 +292,12 @@ fn add_absent(into: &mut ClusterObjects, from: &ClusterObjects) -> Added {
         &mut into.wan_imports,
         &from.wan_imports,
         |k| ObjectRef::namespaced("WANImport", k),
+        &mut out,
+    );
+    add_absent_in(
+        &mut into.wan_routes,
+        &from.wan_routes,
+        |k| ObjectRef::namespaced("WANRoute", k),
         &mut out,
     );
     for (key, slices) in &from.endpoint_slices {

@@ -4,6 +4,7 @@
 //! - [`ServiceExport`], [`ServiceImport`]: the Multi-Cluster Services API, `multicluster.x-k8s.io/v1alpha1`.
 //! - [`WanPolicy`]: `mcw.l7mp.io/v1alpha1`, cluster-scoped: a tunnel class and its WAN port.
 //! - [`WanImport`]: `mcw.l7mp.io/v1alpha1`: a service imported from a given ingress gateway.
+//! - [`WanRoute`]: `mcw.l7mp.io/v1alpha1`: per-request WAN classes (HTTP rules) of an exported service.
 //! - [`ClusterProperty`]: `about.k8s.io/v1alpha1` (KEP-2149), the cluster's ID.
 
 mod cluster_property;
@@ -11,6 +12,7 @@ mod service_export;
 mod service_import;
 mod wan_import;
 mod wan_policy;
+mod wan_route;
 
 pub use cluster_property::{ClusterProperty, ClusterPropertySpec, CLUSTER_ID_PROPERTY};
 pub use service_export::{
@@ -22,6 +24,10 @@ pub use service_import::{
 };
 pub use wan_import::{WanImport, WanImportPort, WanImportSpec};
 pub use wan_policy::{SlaSpec, WanPolicy, WanPolicySpec};
+pub use wan_route::{
+    HeaderMatchType, HttpHeaderMatch, HttpPathMatch, HttpWanMatch, HttpWanRoute, HttpWanRule,
+    PathMatchType, WanAction, WanRoute, WanRouteSpec, WanRouteStatus,
+};
 
 /// The ServiceExport annotation that names the export's WANPolicy.
 pub const WAN_POLICY_ANNOTATION: &str = "mcw.l7mp.io/mc-wan-policy";

@@ -8,6 +8,7 @@ mod exports;
 mod ipvs;
 mod tunnel;
 mod wan_import;
+mod wan_route;
 pub mod weights;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 pub use exports::{Condition, ExportStatus, IngressPort};
 pub use ipvs::{IpvsTables, RealServer, VirtualServer};
 pub use tunnel::{ClassPlan, PeerPlan, TunnelPlan};
+pub use wan_route::{HttpBackend, HttpClass, HttpImport};
 
 use crate::alloc::{self, PrefixPool};
 use crate::catalog::Catalog;
@@ -103,6 +105,9 @@ pub struct Import {
     pub session_affinity: SessionAffinity,
     /// Clusters backing the import (healthy exporters), sorted.
     pub clusters: Vec<ClusterId>,
+    /// Per-request WAN classes (an exporting cluster's WANRoute), for the HTTP proxy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpImport>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -207,7 +212,7 @@ pub fn compute(inputs: Inputs<'_>) -> DesiredState {
         policies: policies.clone(),
     };
 
-    let imports: Vec<Import> = imported
+    let mut imports: Vec<Import> = imported
         .iter()
         .filter_map(|s| {
             let vip = allocations.vips.get(&s.key).copied();
@@ -226,6 +231,7 @@ pub fn compute(inputs: Inputs<'_>) -> DesiredState {
                     .map(|m| m.cluster.clone())
                     .filter(|c| !down.contains(c))
                     .collect(),
+                http: None,
             })
         })
         .collect();
@@ -238,10 +244,20 @@ pub fn compute(inputs: Inputs<'_>) -> DesiredState {
         allocations: &allocations,
         resolution: &resolution,
     };
+    let ipvs = ipvs::tables(&ctx, &imports, &mut problems);
+    wan_route::apply(
+        catalog,
+        &resolution,
+        &policies,
+        cluster_id,
+        &ipvs,
+        &mut imports,
+        &mut problems,
+    );
     DesiredState {
         cluster_id: cluster_id.to_owned(),
         dns: dns::records(&ctx, &imports),
-        ipvs: ipvs::tables(&ctx, &imports, &mut problems),
+        ipvs,
         tunnels: tunnel::plan(&ctx, &policies, &mut problems),
         exports: exports::statuses(&ctx),
         imports,

@@ -1153,3 +1153,5 @@ fn a_wan_import_of_a_service_the_exporter_is_read_exporting_changes_nothing() {
     assert_eq!(with.ipvs, without.ipvs);
     assert_eq!(with.problems, without.problems);
 }
+
+mod wan_route;

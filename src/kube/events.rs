@@ -34,7 +34,7 @@ pub struct Intent {
 fn api_version(kind: &str) -> Option<&'static str> {
     match kind {
         "ServiceExport" => Some("multicluster.x-k8s.io/v1alpha1"),
-        "WANPolicy" | "WANImport" => Some("mcw.l7mp.io/v1alpha1"),
+        "WANPolicy" | "WANImport" | "WANRoute" => Some("mcw.l7mp.io/v1alpha1"),
         "Service" => Some("v1"),
         "EndpointSlice" => Some("discovery.k8s.io/v1"),
         _ => None,
@@ -50,6 +50,7 @@ fn reason(problem: &Problem) -> &'static str {
         ("ServiceExport", Severity::Warning) => "ExportWarning",
         ("WANPolicy", _) => "InvalidWANPolicy",
         ("WANImport", _) => "InvalidWANImport",
+        ("WANRoute", _) => "InvalidWANRoute",
         ("EndpointSlice", _) => "InvalidEndpointSlice",
         _ => "InvalidService",
     }

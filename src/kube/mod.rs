@@ -25,6 +25,7 @@ pub mod cli;
 mod cluster;
 mod controller;
 mod events;
+pub mod gateway_api;
 mod health;
 mod import;
 mod object;

@@ -30,6 +30,8 @@ pub struct Stores<'a> {
     pub published: &'a [Arc<EndpointSlice>],
     /// WANImports (the gateway's own cluster only).
     pub wan_imports: &'a [Arc<Raw<crd::WanImport>>],
+    /// WANRoutes (every cluster: importers read the exporters' rules).
+    pub wan_routes: &'a [Arc<Raw<crd::WanRoute>>],
 }
 
 /// What one cluster contributes to the catalog. Equal snapshots mean nothing to recompute.
@@ -197,6 +199,15 @@ pub fn build(cluster: &str, stores: &Stores<'_>) -> (ClusterSnapshot, Observed) 
                 objects.wan_imports.insert(i.key.clone(), i);
             }
             Err(e) => fail(&mut problems, "WANImport", &raw.metadata, e),
+        }
+    }
+    for raw in sorted(stores.wan_routes) {
+        uid(&mut observed.uids, "WANRoute", &raw.metadata);
+        match raw.decode().and_then(|r| convert::wan_route(&r)) {
+            Ok(r) => {
+                objects.wan_routes.insert(r.key.clone(), r);
+            }
+            Err(e) => fail(&mut problems, "WANRoute", &raw.metadata, e),
         }
     }
     let published: Vec<&EndpointSlice> = sorted(stores.published);

@@ -126,9 +126,11 @@ enum Resource {
     PublishedSlices,
     /// WANImports: read in the gateway's own cluster only.
     WanImports,
+    /// WANRoutes: read in every cluster.
+    WanRoutes,
 }
 
-const RESOURCES: usize = 7;
+const RESOURCES: usize = 8;
 
 type Tagged = BoxStream<'static, (Resource, watcher::Result<bool>)>;
 
@@ -180,10 +182,11 @@ fn error_kind(resource: Resource, error: &watcher::Error) -> ErrorKind {
         watcher::Error::InitialListFailed(kube::Error::Api(status)) if status.code == 404 => {
             ErrorKind::NotServed
         }
-        // A gateway upgraded before its ClusterRole lacks the WANImport rule: without it, the
+        // A gateway upgraded before its ClusterRole lacks the WANImport or WANRoute rule: without it, the
         // cluster still serves everything else.
         watcher::Error::InitialListFailed(kube::Error::Api(status))
-            if status.code == 403 && resource == Resource::WanImports =>
+            if status.code == 403
+                && matches!(resource, Resource::WanImports | Resource::WanRoutes) =>
         {
             ErrorKind::NotServed
         }
@@ -220,7 +223,9 @@ pub async fn watch_cluster(
             "{LABEL_SLICE_MANAGED_BY}={MANAGED_BY},{LABEL_SLICE_ROLE}={SLICE_INGRESS}"
         )),
     );
-    let mut streams = vec![s1, s2, s3, s4, s5, s6];
+    let (wan_routes, s8) =
+        reflect::<Raw<crd::WanRoute>>(&client, Resource::WanRoutes, Default::default());
+    let mut streams = vec![s1, s2, s3, s4, s5, s6, s8];
     let mut synced: BTreeSet<Resource> = BTreeSet::new();
     // Only the local cluster is given `reconnected`; a peer's WANImports are its own business.
     let wan_imports = if reconnected.is_some() {
@@ -331,6 +336,7 @@ pub async fn watch_cluster(
                     published.state(),
                 );
                 let wi = wan_imports.as_ref().map(reflector::Store::state).unwrap_or_default();
+                let wr = wan_routes.state();
                 let (snapshot, observed) = snapshot::build(
                     &cluster,
                     &Stores {
@@ -341,6 +347,7 @@ pub async fn watch_cluster(
                         wan_policies: &po,
                         published: &pu,
                         wan_imports: &wi,
+                        wan_routes: &wr,
                     },
                 );
                 // Only the local cluster is given `reconnected`.

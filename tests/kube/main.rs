@@ -23,3 +23,4 @@ mod outage;
 mod peer_dns;
 mod support;
 mod wan_import;
+mod wan_route;

@@ -126,6 +126,7 @@ pub fn parse_strictly(doc: &Value) -> Result<(), String> {
             roundtrip::<CustomResourceDefinition>(doc)
         }
         ("mcw.l7mp.io/v1alpha1", "WANPolicy") => roundtrip::<mcwan::crd::WanPolicy>(doc),
+        ("mcw.l7mp.io/v1alpha1", "WANRoute") => roundtrip::<mcwan::crd::WanRoute>(doc),
         ("about.k8s.io/v1alpha1", "ClusterProperty") => {
             roundtrip::<mcwan::crd::ClusterProperty>(doc)
         }

@@ -1,0 +1,150 @@
+//! WANRoutes in the desired state: checked against the exporting cluster, attached to imports.
+
+use super::*;
+
+fn seed_route(low: &str) -> WanRoute {
+    WanRoute {
+        key: key("payment"),
+        rules: vec![
+            HttpRule {
+                matches: vec![HttpMatch {
+                    method: Some("GET".into()),
+                    path: Some(PathMatch::PathPrefix("/payment".into())),
+                    headers: vec![],
+                }],
+                action: RouteAction::WanPolicy("high".into()),
+            },
+            HttpRule {
+                matches: vec![HttpMatch {
+                    path: Some(PathMatch::PathPrefix("/stats".into())),
+                    ..HttpMatch::default()
+                }],
+                action: RouteAction::WanPolicy(low.into()),
+            },
+        ],
+        default: RouteAction::Deny,
+    }
+}
+
+fn route_problems(s: &DesiredState) -> Vec<&Problem> {
+    s.problems
+        .iter()
+        .filter(|p| p.object.kind == "WANRoute")
+        .collect()
+}
+
+fn import_of<'a>(s: &'a DesiredState, name: &str) -> &'a Import {
+    s.imports.iter().find(|i| i.key == key(name)).unwrap()
+}
+
+#[test]
+fn an_importer_gets_the_exporters_rules_and_each_class_s_ingress() {
+    let mut c = mk_catalog(2);
+    export_payment(&mut c, "cluster-1", "payment", "high", None);
+    objects(&mut c, "cluster-1")
+        .wan_routes
+        .insert(key("payment"), seed_route("low"));
+    let s = plan(&c, "cluster-2");
+    assert!(route_problems(&s).is_empty(), "{:?}", s.problems);
+    let http = import_of(&s, "payment").http.as_ref().unwrap();
+    assert_eq!(http.source, "cluster-1");
+    assert_eq!(http.rules, seed_route("low").rules);
+    assert_eq!(http.default, RouteAction::Deny);
+    let classes: Vec<(&str, &str)> = http
+        .classes
+        .iter()
+        .map(|c| (c.wan_policy.as_str(), c.tunnel.as_str()))
+        .collect();
+    assert_eq!(classes, [("high", "business"), ("low", "default")]);
+    // The export's own class reaches cluster-1's gateway at its ingress port...
+    let egress = s
+        .ipvs
+        .egress
+        .iter()
+        .find(|v| v.service == key("payment"))
+        .unwrap();
+    let high = &http.classes[0];
+    assert_eq!(high.backends.len(), 1);
+    assert_eq!(high.backends[0].cluster, "cluster-1");
+    assert_eq!(high.backends[0].service_port, 8080);
+    assert_eq!(high.backends[0].address, egress.reals[0].address);
+    assert_eq!(high.backends[0].port, egress.reals[0].port);
+    assert!((31100..31110).contains(&high.backends[0].port));
+    // ...and the other class has no ingress port there yet.
+    assert!(http.classes[1].backends.is_empty());
+    assert_eq!(http.classes[1].without_ingress, ["cluster-1"]);
+}
+
+#[test]
+fn a_route_naming_an_unknown_policy_is_ignored_and_names_the_field() {
+    let mut c = mk_catalog(2);
+    export_payment(&mut c, "cluster-1", "payment", "high", None);
+    export_payment(&mut c, "cluster-1", "ledger", "high", None);
+    objects(&mut c, "cluster-1")
+        .wan_routes
+        .insert(key("payment"), seed_route("internet"));
+    let s = plan(&c, "cluster-2");
+    let problems = route_problems(&s);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    let p = problems[0];
+    assert_eq!(p.severity, Severity::Error);
+    assert_eq!(p.cluster.as_deref(), Some("cluster-1"));
+    assert_eq!(p.object.to_string(), "WANRoute secure/payment");
+    assert_eq!(p.field.as_deref(), Some("spec.http.rules[1].wanPolicy"));
+    assert!(p.message.contains("\"internet\""), "{}", p.message);
+    // The service is still imported, carried whole over its export's class, as is the rest.
+    assert!(import_of(&s, "payment").http.is_none());
+    assert!(import_of(&s, "payment").vip.is_some());
+    assert!(import_of(&s, "ledger").vip.is_some());
+}
+
+#[test]
+fn a_route_for_a_service_that_is_not_exported_is_reported() {
+    let mut c = mk_catalog(2);
+    export_payment(&mut c, "cluster-1", "ledger", "high", None);
+    objects(&mut c, "cluster-1")
+        .wan_routes
+        .insert(key("payment"), seed_route("low"));
+    let s = plan(&c, "cluster-2");
+    let problems = route_problems(&s);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].object.to_string(), "WANRoute secure/payment");
+    assert_eq!(problems[0].field, None);
+    assert!(
+        problems[0].message.contains("not exported"),
+        "{}",
+        problems[0].message
+    );
+    assert!(import_of(&s, "ledger").http.is_none());
+}
+
+#[test]
+fn exporters_that_disagree_are_warned_and_the_first_cluster_s_rules_win() {
+    let mut c = mk_catalog(3);
+    for cluster in ["cluster-1", "cluster-2"] {
+        export_payment(&mut c, cluster, "payment", "high", None);
+    }
+    objects(&mut c, "cluster-1")
+        .wan_routes
+        .insert(key("payment"), seed_route("low"));
+    let mut other = seed_route("low");
+    other.default = RouteAction::WanPolicy("low".into());
+    objects(&mut c, "cluster-2")
+        .wan_routes
+        .insert(key("payment"), other);
+    let s = plan(&c, "cluster-3");
+    let problems = route_problems(&s);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].severity, Severity::Warning);
+    assert_eq!(problems[0].cluster.as_deref(), Some("cluster-2"));
+    let http = import_of(&s, "payment").http.as_ref().unwrap();
+    assert_eq!(http.source, "cluster-1");
+    assert_eq!(http.default, RouteAction::Deny);
+    // Both exporters export over "high": both gateways take its requests.
+    let clusters: Vec<&str> = http.classes[0]
+        .backends
+        .iter()
+        .map(|b| b.cluster.as_str())
+        .collect();
+    assert_eq!(clusters, ["cluster-1", "cluster-2"]);
+}

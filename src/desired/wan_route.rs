@@ -1,0 +1,186 @@
+//! WANRoutes in the desired state: each exporting cluster's rules checked against that
+//! cluster's exports and usable WAN policies, and, for each service imported here with usable
+//! rules, what the importing gateway's HTTP proxy needs: the rules, the default, and per WAN
+//! policy the rules name the exporting gateways' ingress ports of its tunnel class.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use super::{Import, IpvsTables};
+use crate::catalog::Catalog;
+use crate::model::{
+    ClusterId, HttpRule, RouteAction, ServiceKey, TunnelClass, WanPolicy, WanRoute,
+};
+use crate::problem::{ObjectRef, Problem};
+use crate::resolve::Resolution;
+
+/// The HTTP rules of an imported service, as its importing gateway applies them.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HttpImport {
+    /// The exporting cluster whose WANRoute this is (the first by cluster ID of those with a
+    /// usable one).
+    pub source: ClusterId,
+    pub rules: Vec<HttpRule>,
+    pub default: RouteAction,
+    /// Each WAN policy the rules and the default name, in name order.
+    pub classes: Vec<HttpClass>,
+}
+
+/// Where the requests of one WAN policy go.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HttpClass {
+    pub wan_policy: String,
+    pub tunnel: TunnelClass,
+    /// The exporting gateways' ingress ports of this class (and this cluster's own endpoints,
+    /// which no tunnel carries), sorted.
+    pub backends: Vec<HttpBackend>,
+    /// Exporting clusters whose export another class carries: their gateways have no ingress
+    /// port of this class yet, so they take no requests of it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub without_ingress: Vec<ClusterId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct HttpBackend {
+    /// The service port the backend serves.
+    pub service_port: u16,
+    pub cluster: ClusterId,
+    pub address: IpAddr,
+    pub port: u16,
+    pub weight: u32,
+}
+
+fn route_ref(key: &ServiceKey) -> ObjectRef {
+    ObjectRef::namespaced("WANRoute", key)
+}
+
+/// The usable WANRoutes of every cluster, by service; a problem for each unusable one.
+fn usable<'a>(
+    catalog: &'a Catalog,
+    policies: &BTreeMap<ClusterId, BTreeMap<String, WanPolicy>>,
+    problems: &mut Vec<Problem>,
+) -> BTreeMap<&'a ServiceKey, Vec<(&'a ClusterId, &'a WanRoute)>> {
+    let mut out: BTreeMap<&ServiceKey, Vec<(&ClusterId, &WanRoute)>> = BTreeMap::new();
+    let none = BTreeMap::new();
+    for (cluster, objects) in &catalog.clusters {
+        let usable_policies = policies.get(cluster).unwrap_or(&none);
+        for (key, route) in &objects.wan_routes {
+            if !objects.exports.contains_key(key) {
+                problems.push(Problem::error(
+                    Some(cluster),
+                    route_ref(key),
+                    None,
+                    format!(
+                        "the service is not exported from this cluster (no ServiceExport {key}): its rules are ignored"
+                    ),
+                ));
+                continue;
+            }
+            let unknown: Vec<Problem> = route
+                .policies()
+                .into_iter()
+                .filter(|(name, _)| !usable_policies.contains_key(*name))
+                .map(|(name, field)| {
+                    Problem::error(
+                        Some(cluster),
+                        route_ref(key),
+                        Some(&field),
+                        format!(
+                            "WANPolicy {name:?} is not a usable WANPolicy of this cluster: the rules are ignored"
+                        ),
+                    )
+                })
+                .collect();
+            if unknown.is_empty() {
+                out.entry(key).or_default().push((cluster, route));
+            } else {
+                problems.extend(unknown);
+            }
+        }
+    }
+    out
+}
+
+/// Attaches to each ClusterSetIP import with a usable WANRoute what its HTTP proxy needs.
+pub(super) fn apply(
+    catalog: &Catalog,
+    resolution: &Resolution,
+    policies: &BTreeMap<ClusterId, BTreeMap<String, WanPolicy>>,
+    cluster_id: &str,
+    ipvs: &IpvsTables,
+    imports: &mut [Import],
+    problems: &mut Vec<Problem>,
+) {
+    let routes = usable(catalog, policies, problems);
+    for (key, candidates) in &routes {
+        let Some((source, route)) = candidates.first() else {
+            continue;
+        };
+        for (other, differing) in candidates.iter().skip(1) {
+            if differing.rules != route.rules || differing.default != route.default {
+                problems.push(Problem::warning(
+                    Some(other),
+                    route_ref(key),
+                    Some("spec.http"),
+                    format!("differs from cluster {source}'s WANRoute, which importers follow"),
+                ));
+            }
+        }
+        let Some(import) = imports
+            .iter_mut()
+            .find(|i| &i.key == *key && i.vip.is_some())
+        else {
+            continue;
+        };
+        let Some(service) = resolution.services.get(*key) else {
+            continue;
+        };
+        let source_policies = policies.get(*source);
+        let mut classes = Vec::new();
+        for name in route.policies().into_keys() {
+            let Some(policy) = source_policies.and_then(|p| p.get(name)) else {
+                continue;
+            };
+            let mut backends = Vec::new();
+            let mut without_ingress = Vec::new();
+            for member in &service.members {
+                let local = member.cluster == cluster_id;
+                let same_class = member
+                    .policy
+                    .as_ref()
+                    .is_some_and(|p| p.tunnel == policy.tunnel);
+                if !local && !same_class {
+                    without_ingress.push(member.cluster.clone());
+                    continue;
+                }
+                for vs in ipvs.egress.iter().filter(|vs| &vs.service == *key) {
+                    for real in vs.reals.iter().filter(|r| r.cluster == member.cluster) {
+                        backends.push(HttpBackend {
+                            service_port: vs.port,
+                            cluster: real.cluster.clone(),
+                            address: real.address,
+                            port: real.port,
+                            weight: real.weight,
+                        });
+                    }
+                }
+            }
+            backends.sort();
+            without_ingress.sort();
+            classes.push(HttpClass {
+                wan_policy: name.to_owned(),
+                tunnel: policy.tunnel.clone(),
+                backends,
+                without_ingress,
+            });
+        }
+        import.http = Some(HttpImport {
+            source: (*source).clone(),
+            rules: route.rules.clone(),
+            default: route.default.clone(),
+            classes,
+        });
+    }
+}
