@@ -79,6 +79,15 @@ pub fn use_kubeconfig(path: PathBuf) -> anyhow::Result<()> {
         .map_err(|_| anyhow::anyhow!("--kubeconfig given twice"))
 }
 
+/// The kubeconfig [`local_client`] reads, without the in-cluster fallback: `--kubeconfig`'s,
+/// else `KUBECONFIG`'s or `~/.kube/config` (`mcwan join` takes the server URL from it).
+pub fn kubeconfig() -> Result<Kubeconfig, kube::config::KubeconfigError> {
+    match KUBECONFIG.get() {
+        Some((_, kubeconfig)) => Ok(kubeconfig.clone()),
+        None => Kubeconfig::read(),
+    }
+}
+
 /// A client for this cluster: `context` of the kubeconfig (`--kubeconfig`, else `KUBECONFIG`
 /// or `~/.kube/config`), or without a context the current one, falling back to the in-cluster
 /// service account when no kubeconfig file was named.

@@ -168,20 +168,6 @@ fn with_timeout(mut config: kube::Config, timeout: Duration) -> kube::Config {
     config
 }
 
-async fn local(cmd: &DiagnoseCmd, timeout: Duration) -> anyhow::Result<Client> {
-    let config = match &cmd.context {
-        Some(c) => {
-            kube::Config::from_kubeconfig(&KubeConfigOptions {
-                context: Some(c.clone()),
-                ..Default::default()
-            })
-            .await?
-        }
-        None => kube::Config::infer().await?,
-    };
-    Ok(Client::try_from(with_timeout(config, timeout))?)
-}
-
 /// The peers' clients: from `--peer-kubeconfigs`, else from the Secret `mcwan-peers`.
 async fn peers(
     cmd: &DiagnoseCmd,
@@ -863,7 +849,7 @@ async fn check_wan(id: &str, client: &Client, timeout: Duration, report: &mut Re
 pub async fn run(cmd: &DiagnoseCmd) -> Report {
     let timeout = cmd.timeout.max(Duration::from_millis(100));
     let mut report = Report::default();
-    let local = match local(cmd, timeout).await {
+    let local = match cluster::local_client(cmd.context.as_deref()).await {
         Ok(c) => Some(c),
         Err(e) => {
             report.add(
@@ -882,7 +868,16 @@ pub async fn run(cmd: &DiagnoseCmd) -> Report {
         };
         if check_api(&id, client, timeout, &mut report).await {
             for want in crds() {
-                check_crd(client, &want, &mut report).await;
+                let name = want.metadata.name.clone().unwrap_or_default();
+                let mut one = Report::default();
+                match tokio::time::timeout(timeout, check_crd(client, &want, &mut one)).await {
+                    Ok(()) => report.checks.extend(one.checks),
+                    Err(_) => report.add(
+                        format!("crd/{name}"),
+                        Verdict::Fail,
+                        format!("no answer within {timeout:?}"),
+                    ),
+                }
             }
             if id == "local" {
                 report.add(

@@ -152,7 +152,7 @@ pub fn peers_secret(peer_id: &str, kubeconfig: &str) -> Value {
 
 /// The server URL of `context` (or the current context) in the kubeconfig.
 fn kubeconfig_server(context: Option<&str>) -> anyhow::Result<String> {
-    let config = kube::config::Kubeconfig::read()
+    let config = cluster::kubeconfig()
         .context("cannot read the kubeconfig to find A's API server URL (give --api-server)")?;
     let name = context
         .map(str::to_owned)
