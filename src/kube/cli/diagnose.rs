@@ -852,11 +852,7 @@ pub async fn run(cmd: &DiagnoseCmd) -> Report {
     let local = match cluster::local_client(cmd.context.as_deref()).await {
         Ok(c) => Some(c),
         Err(e) => {
-            report.add(
-                "api/local",
-                Verdict::Fail,
-                format!("cannot configure a client for this cluster: {e:#}"),
-            );
+            report.add("api/local", Verdict::Fail, e.to_string());
             None
         }
     };
