@@ -550,6 +550,7 @@ fn rbac_is_least_privilege() {
         ("discovery.k8s.io/endpointslices", v(&own)),
         ("multicluster.x-k8s.io/serviceimports", v(&own)),
         ("multicluster.x-k8s.io/serviceexports/status", v(&["patch"])),
+        ("mcw.l7mp.io/wanroutes/status", v(&["patch"])),
         ("multicluster.x-k8s.io/serviceimports/status", v(&["patch"])),
         ("events.k8s.io/events", v(&["create", "patch"])),
     ]

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 pub use exports::{Condition, ExportStatus, IngressPort};
 pub use ipvs::{IpvsTables, RealServer, VirtualServer};
 pub use tunnel::{ClassPlan, PeerPlan, TunnelPlan};
-pub use wan_route::{HttpBackend, HttpClass, HttpImport};
+pub use wan_route::{condition as wan_route_condition, HttpBackend, HttpClass, HttpImport};
 
 use crate::alloc::{self, PrefixPool};
 use crate::catalog::Catalog;

@@ -8,12 +8,12 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use super::{Import, IpvsTables};
+use super::{Condition, Import, IpvsTables};
 use crate::catalog::Catalog;
 use crate::model::{
     ClusterId, HttpRule, RouteAction, ServiceKey, TunnelClass, WanPolicy, WanRoute,
 };
-use crate::problem::{ObjectRef, Problem};
+use crate::problem::{ObjectRef, Problem, Severity};
 use crate::resolve::Resolution;
 
 /// The HTTP rules of an imported service, as its importing gateway applies them.
@@ -52,6 +52,53 @@ pub struct HttpBackend {
     pub weight: u32,
 }
 
+/// The Valid condition of `cluster`'s WANRoute `key`, from the problems found with it: False
+/// with the first error (`NotExported`, `UnknownWANPolicy`, `InvalidRules`), else True.
+pub fn condition(cluster: &str, key: &ServiceKey, problems: &[Problem]) -> Condition {
+    let object = route_ref(key);
+    let mine: Vec<&Problem> = problems
+        .iter()
+        .filter(|p| p.cluster.as_deref() == Some(cluster) && p.object == object)
+        .collect();
+    let text = |p: &Problem| match &p.field {
+        Some(f) => format!("{f}: {}", p.message),
+        None => p.message.clone(),
+    };
+    match mine.iter().find(|p| p.severity == Severity::Error) {
+        Some(p) => Condition {
+            type_: "Valid",
+            status: false,
+            reason: match p.field.as_deref() {
+                None => reason::NOT_EXPORTED,
+                Some(f) if f.ends_with("wanPolicy") && p.message.contains(UNKNOWN_POLICY) => {
+                    reason::UNKNOWN_WAN_POLICY
+                }
+                Some(_) => reason::INVALID_RULES,
+            },
+            message: text(p),
+        },
+        None => Condition {
+            type_: "Valid",
+            status: true,
+            reason: reason::VALID,
+            message: std::iter::once("the rules are usable".to_owned())
+                .chain(mine.iter().map(|p| text(p)))
+                .collect::<Vec<_>>()
+                .join("; "),
+        },
+    }
+}
+
+/// Reasons of a WANRoute's Valid condition.
+pub mod reason {
+    pub const VALID: &str = "Valid";
+    pub const NOT_EXPORTED: &str = "NotExported";
+    pub const UNKNOWN_WAN_POLICY: &str = "UnknownWANPolicy";
+    pub const INVALID_RULES: &str = "InvalidRules";
+}
+
+const UNKNOWN_POLICY: &str = "is not a usable WANPolicy of this cluster";
+
 fn route_ref(key: &ServiceKey) -> ObjectRef {
     ObjectRef::namespaced("WANRoute", key)
 }
@@ -87,9 +134,7 @@ fn usable<'a>(
                         Some(cluster),
                         route_ref(key),
                         Some(&field),
-                        format!(
-                            "WANPolicy {name:?} is not a usable WANPolicy of this cluster: the rules are ignored"
-                        ),
+                        format!("WANPolicy {name:?} {UNKNOWN_POLICY}: the rules are ignored"),
                     )
                 })
                 .collect();

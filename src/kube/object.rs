@@ -19,6 +19,7 @@ pub enum Kind {
     EndpointSlice,
     ServiceImport,
     ServiceExport,
+    WanRoute,
 }
 
 impl Kind {
@@ -27,6 +28,7 @@ impl Kind {
             Self::EndpointSlice => "EndpointSlice",
             Self::ServiceImport => "ServiceImport",
             Self::ServiceExport => "ServiceExport",
+            Self::WanRoute => "WANRoute",
         }
     }
 
@@ -35,6 +37,7 @@ impl Kind {
             Self::EndpointSlice => ApiResource::erase::<EndpointSlice>(&()),
             Self::ServiceImport => ApiResource::erase::<crd::ServiceImport>(&()),
             Self::ServiceExport => ApiResource::erase::<crd::ServiceExport>(&()),
+            Self::WanRoute => ApiResource::erase::<crd::WanRoute>(&()),
         }
     }
 }
@@ -65,9 +68,10 @@ impl ObjectId {
     }
 
     /// Whether the gateway deletes the object when it is no longer desired. It owns its
-    /// EndpointSlices and ServiceImports; a ServiceExport's status goes with the ServiceExport.
+    /// EndpointSlices and ServiceImports; a ServiceExport's or WANRoute's status goes with its
+    /// object.
     pub fn deletable(&self) -> bool {
-        self.part == Part::Object && self.kind != Kind::ServiceExport
+        self.part == Part::Object && !matches!(self.kind, Kind::ServiceExport | Kind::WanRoute)
     }
 
     /// The same object's other part.

@@ -50,6 +50,9 @@ pub struct ClusterSnapshot {
 pub struct Observed {
     pub export_conditions: BTreeMap<ServiceKey, Vec<Condition>>,
     pub export_generations: BTreeMap<ServiceKey, i64>,
+    /// Every WANRoute of the cluster (usable or not): its `metadata.generation` and the
+    /// conditions it carries now.
+    pub wan_routes: BTreeMap<ServiceKey, (Option<i64>, Vec<Condition>)>,
     pub uids: BTreeMap<ObjectRef, String>,
 }
 
@@ -203,6 +206,19 @@ pub fn build(cluster: &str, stores: &Stores<'_>) -> (ClusterSnapshot, Observed) 
     }
     for raw in sorted(stores.wan_routes) {
         uid(&mut observed.uids, "WANRoute", &raw.metadata);
+        if let Some(name) = &raw.metadata.name {
+            let namespace = raw.metadata.namespace.as_deref().unwrap_or("default");
+            let conditions = raw
+                .decode()
+                .ok()
+                .and_then(|r| r.status)
+                .map(|s| s.conditions)
+                .unwrap_or_default();
+            observed.wan_routes.insert(
+                ServiceKey::new(namespace, name.clone()),
+                (raw.metadata.generation, conditions),
+            );
+        }
         match raw.decode().and_then(|r| convert::wan_route(&r)) {
             Ok(r) => {
                 objects.wan_routes.insert(r.key.clone(), r);

@@ -1,5 +1,5 @@
-//! The status of this cluster's ServiceExports: the MCS conditions Valid, Ready and Conflict the
-//! desired state computed, with `lastTransitionTime` kept from the object when a condition's
+//! The status of this cluster's ServiceExports (the MCS conditions Valid, Ready and Conflict)
+//! and WANRoutes (Valid), as the desired state computed them, with `lastTransitionTime` kept from the object when a condition's
 //! status did not change, and `observedGeneration` the object's `metadata.generation` they were
 //! computed from. The write's hash leaves the time out, so a recompute that changes nothing
 //! writes nothing; a new generation is a change even when the conditions stay.
@@ -9,7 +9,8 @@ use k8s_openapi::jiff::Timestamp;
 use serde_json::{json, Value};
 
 use super::object::{Kind, ObjectId, Part, Write};
-use crate::desired::ExportStatus;
+use crate::desired::{self, ExportStatus};
+use crate::model::ServiceKey;
 
 fn status_word(status: bool) -> &'static str {
     if status {
@@ -27,9 +28,50 @@ pub fn export_status(
     generation: Option<i64>,
     now: Timestamp,
 ) -> Write {
+    conditions_write(
+        ObjectId::new(
+            Kind::ServiceExport,
+            Part::Status,
+            &export.key.namespace,
+            &export.key.name,
+        ),
+        "multicluster.x-k8s.io/v1alpha1",
+        &export.conditions,
+        observed,
+        generation,
+        now,
+    )
+}
+
+/// The status write of the WANRoute `key`: its Valid condition.
+pub fn wan_route_status(
+    key: &ServiceKey,
+    valid: &desired::Condition,
+    observed: &[Condition],
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Write {
+    conditions_write(
+        ObjectId::new(Kind::WanRoute, Part::Status, &key.namespace, &key.name),
+        "mcw.l7mp.io/v1alpha1",
+        std::slice::from_ref(valid),
+        observed,
+        generation,
+        now,
+    )
+}
+
+fn conditions_write(
+    id: ObjectId,
+    api_version: &str,
+    desired: &[desired::Condition],
+    observed: &[Condition],
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Write {
     let mut basis = Vec::new();
     let mut conditions = Vec::new();
-    for c in &export.conditions {
+    for c in desired {
         let status = status_word(c.status);
         let mut value = json!({
             "type": c.type_,
@@ -50,21 +92,12 @@ pub fn export_status(
         conditions.push(value);
     }
     let body = json!({
-        "apiVersion": "multicluster.x-k8s.io/v1alpha1",
-        "kind": "ServiceExport",
-        "metadata": {"name": export.key.name, "namespace": export.key.namespace},
+        "apiVersion": api_version,
+        "kind": id.kind.as_str(),
+        "metadata": {"name": id.name, "namespace": id.namespace},
         "status": {"conditions": conditions},
     });
-    Write::with_basis(
-        ObjectId::new(
-            Kind::ServiceExport,
-            Part::Status,
-            &export.key.namespace,
-            &export.key.name,
-        ),
-        body,
-        &Value::Array(basis),
-    )
+    Write::with_basis(id, body, &Value::Array(basis))
 }
 
 #[cfg(test)]

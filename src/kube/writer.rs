@@ -257,8 +257,8 @@ impl Writer {
         if error.is_transport() {
             self.resync_needed = true;
         }
-        if error.is_not_found() && id.kind == Kind::ServiceExport {
-            // The ServiceExport went away before its status could be written.
+        if error.is_not_found() && matches!(id.kind, Kind::ServiceExport | Kind::WanRoute) {
+            // The ServiceExport or WANRoute went away before its status could be written.
             debug!(object = %id, "not written: {error}");
         } else {
             warn!(object = %id, retry_in = ?delay, "write failed: {error}");

@@ -1,6 +1,6 @@
 //! Everything the gateway wants written in its own cluster for one desired state: published
 //! ingress slices (exporter side), ServiceImports and their EndpointSlices (importer side), and
-//! ServiceExport conditions. A pure function of the catalog, the desired state and what the
+//! ServiceExport and WANRoute conditions. A pure function of the catalog, the desired state and what the
 //! cluster's ServiceExports say now.
 
 use std::collections::BTreeMap;
@@ -53,6 +53,16 @@ pub fn plan(
             .unwrap_or_default();
         let generation = observed.export_generations.get(&export.key).copied();
         add(status::export_status(export, conditions, generation, now));
+    }
+    for (key, (generation, conditions)) in &observed.wan_routes {
+        let valid = crate::desired::wan_route_condition(cluster_id, key, &state.problems);
+        add(status::wan_route_status(
+            key,
+            &valid,
+            conditions,
+            *generation,
+            now,
+        ));
     }
     out
 }

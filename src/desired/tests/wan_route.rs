@@ -148,3 +148,40 @@ fn exporters_that_disagree_are_warned_and_the_first_cluster_s_rules_win() {
         .collect();
     assert_eq!(clusters, ["cluster-1", "cluster-2"]);
 }
+
+#[test]
+fn the_valid_condition_says_why_a_route_is_unusable() {
+    let mut c = mk_catalog(2);
+    export_payment(&mut c, "cluster-1", "payment", "high", None);
+    objects(&mut c, "cluster-1")
+        .wan_routes
+        .insert(key("payment"), seed_route("internet"));
+    objects(&mut c, "cluster-1").wan_routes.insert(
+        key("ledger"),
+        WanRoute {
+            key: key("ledger"),
+            ..seed_route("low")
+        },
+    );
+    let s = plan(&c, "cluster-1");
+    let unknown = wan_route_condition("cluster-1", &key("payment"), &s.problems);
+    assert!(!unknown.status);
+    assert_eq!(unknown.reason, "UnknownWANPolicy");
+    assert!(
+        unknown
+            .message
+            .starts_with("spec.http.rules[1].wanPolicy: WANPolicy \"internet\""),
+        "{}",
+        unknown.message
+    );
+    let not_exported = wan_route_condition("cluster-1", &key("ledger"), &s.problems);
+    assert_eq!(not_exported.reason, "NotExported");
+
+    objects(&mut c, "cluster-1")
+        .wan_routes
+        .insert(key("payment"), seed_route("low"));
+    let s = plan(&c, "cluster-1");
+    let valid = wan_route_condition("cluster-1", &key("payment"), &s.problems);
+    assert!(valid.status);
+    assert_eq!(valid.reason, "Valid");
+}
