@@ -1,6 +1,6 @@
 //! The two processes of bench/l7: a minimal HTTP/1.1 server standing in for an exporting
 //! gateway's ingress port (`backend`), and mcwan's L7 proxy in front of it (`proxy ADDR`), each
-//! on one runtime thread so that their CPU time compares per core. Each prints its listening
+//! on one thread (a current-thread runtime) so that their CPU time compares per core. Each prints its listening
 //! address on stdout, then serves until killed.
 //!
 //!   cargo run --release --example l7_bench -- backend
@@ -70,8 +70,7 @@ async fn proxy(backend: SocketAddr) -> std::io::Result<()> {
 
 fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     match args.as_slice() {
