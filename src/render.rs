@@ -346,8 +346,10 @@ pub fn plan_table(state: &DesiredState) -> String {
     escape_controls(&out, true).into_owned()
 }
 
-/// The CRDs as one multi-document YAML stream.
-pub fn crds_yaml() -> Result<String, serde_saphyr::SerializeError> {
+/// Every CRD mcwan uses, as `mcwan crds` prints them (`mcwan diagnose` checks the same list).
+pub fn crds(
+) -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>
+{
     let mut cluster_property = crd::ClusterProperty::crd();
     // about.k8s.io is a protected group (KEP-1111): kube-apiserver refuses a CRD in it without
     // the approval annotation, which for ClusterProperty names KEP-2149's API review.
@@ -359,16 +361,21 @@ pub fn crds_yaml() -> Result<String, serde_saphyr::SerializeError> {
             "api-approved.kubernetes.io".to_owned(),
             "https://github.com/kubernetes/enhancements/pull/3084".to_owned(),
         );
-    let crds = [
+    [
         crd::ServiceExport::crd(),
         crd::ServiceImport::crd(),
         crd::WanPolicy::crd(),
         crd::WanImport::crd(),
         crd::WanRoute::crd(),
         cluster_property,
-    ];
+    ]
+    .into()
+}
+
+/// The CRDs as one multi-document YAML stream.
+pub fn crds_yaml() -> Result<String, serde_saphyr::SerializeError> {
     let mut out = String::new();
-    for c in crds {
+    for c in crds() {
         let mut c = serde_json::to_value(c)
             .map_err(<serde_saphyr::SerializeError as serde::ser::Error>::custom)?;
         drop_unsigned_formats(&mut c);

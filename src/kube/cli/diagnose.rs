@@ -31,7 +31,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, CustomResourceExt};
+use kube::Client;
 use serde::Serialize;
 
 use super::block_on;
@@ -352,17 +352,6 @@ pub fn clock_verdict(skew: Option<f64>) -> (Verdict, String) {
     } else {
         (Verdict::Ok, format!("{text} (within {:?})", SKEW_WARN))
     }
-}
-
-/// mcwan's CRDs, as `mcwan crds` prints them.
-fn crds() -> Vec<CustomResourceDefinition> {
-    vec![
-        crd::ServiceExport::crd(),
-        crd::ServiceImport::crd(),
-        <crd::WanPolicy as CustomResourceExt>::crd(),
-        <crd::WanImport as CustomResourceExt>::crd(),
-        <crd::ClusterProperty as CustomResourceExt>::crd(),
-    ]
 }
 
 /// The CRD `want` is installed, established, its versions served, and a list of it answers.
@@ -863,7 +852,7 @@ pub async fn run(cmd: &DiagnoseCmd) -> Report {
             _ => "local".to_owned(),
         };
         if check_api(&id, client, timeout, &mut report).await {
-            for want in crds() {
+            for want in crate::render::crds() {
                 let name = want.metadata.name.clone().unwrap_or_default();
                 let mut one = Report::default();
                 match tokio::time::timeout(timeout, check_crd(client, &want, &mut one)).await {
