@@ -16,12 +16,17 @@
 //! | `mcwan_import_healthy_clusters` | `service`, `vip` | healthy clusters backing an import |
 //! | `mcwan_peer_up` | `cluster`, `class` | 1 when the peer gateway passes its health checks |
 //! | `mcwan_peer_rtt_seconds` | `cluster`, `class` | health probe round-trip time, histogram |
-//! | `mcwan_tunnel_handshake_age_seconds` | `cluster`, `class` | since the last WireGuard handshake |
-//! | `mcwan_tunnel_rx_bytes`, `mcwan_tunnel_tx_bytes` | `cluster`, `class` | traffic over a tunnel |
+//! | `mcwan_tunnel_last_handshake_timestamp_seconds` | `cluster`, `class` | when the last WireGuard handshake completed (absent before the first) |
+//! | `mcwan_tunnel_rx_bytes_total`, `mcwan_tunnel_tx_bytes_total` | `cluster`, `class` | traffic over a tunnel (counters: a device recreated keeps counting on) |
+//! | `mcwan_l7_requests_total` | `service`, `class`, `rule`, `code` | requests of the L7 proxies ([`crate::l7::metrics`]) |
+//! | `mcwan_l7_request_duration_seconds` | `service`, `class`, `rule` | time to a proxied response's head, histogram |
+//!
+//! Beside them, the `process_*` metrics of every Prometheus client ([`super::process`]).
 //! | `mcwan_cluster_api_up` | `cluster` | Kubernetes mode: 1 while the cluster's API server answers |
 //! | `mcwan_cluster_api_synced` | `cluster` | Kubernetes mode: 1 once every watch of the cluster has listed |
 
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
@@ -87,7 +92,7 @@ pub struct BuildLabels {
     pub version: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 pub struct PeerLabels {
     pub cluster: String,
     pub class: String,
@@ -136,9 +141,13 @@ pub struct Metrics {
     pub import_healthy_clusters: Family<ImportLabels, Gauge>,
     pub peer_up: Family<PeerLabels, Gauge>,
     pub peer_rtt: Family<PeerLabels, Histogram>,
-    pub tunnel_handshake_age: Family<PeerLabels, Gauge>,
-    pub tunnel_rx_bytes: Family<PeerLabels, Gauge>,
-    pub tunnel_tx_bytes: Family<PeerLabels, Gauge>,
+    pub tunnel_last_handshake: Family<PeerLabels, Gauge<f64, AtomicU64>>,
+    pub tunnel_rx_bytes: Family<PeerLabels, Counter>,
+    pub tunnel_tx_bytes: Family<PeerLabels, Counter>,
+    /// The device totals last read, per peer and direction, to add only what is new.
+    tunnel_totals: std::sync::Mutex<BTreeMap<(PeerLabels, bool), u64>>,
+    pub l7: crate::l7::metrics::L7Metrics,
+    process: Registry,
     pub cluster_api_up: Family<ClusterLabels, Gauge>,
     pub cluster_api_synced: Family<ClusterLabels, Gauge>,
 }
@@ -284,13 +293,13 @@ impl Metrics {
             "Round-trip time of health probes to a peer gateway",
             peer_rtt.clone(),
         );
-        let tunnel_handshake_age = Family::default();
+        let tunnel_last_handshake = Family::default();
         register(
             &mut registry,
             &mut families,
-            "tunnel_handshake_age_seconds",
-            "Seconds since the last WireGuard handshake with a peer (-1: none yet)",
-            tunnel_handshake_age.clone(),
+            "tunnel_last_handshake_timestamp_seconds",
+            "When the last WireGuard handshake with a peer completed, seconds since the epoch (absent before the first)",
+            tunnel_last_handshake.clone(),
         );
         let tunnel_rx_bytes = Family::default();
         register(
@@ -308,6 +317,12 @@ impl Metrics {
             "Bytes sent to a peer over its WireGuard tunnel",
             tunnel_tx_bytes.clone(),
         );
+        let l7 = crate::l7::metrics::L7Metrics::default();
+        families.push(format!("{PREFIX}_l7_requests"));
+        families.push(format!("{PREFIX}_l7_request_duration_seconds"));
+        l7.register_unprefixed(&mut registry);
+        let mut process = Registry::default();
+        process.register_collector(Box::new(super::process::ProcessCollector));
         let cluster_api_up = Family::default();
         register(
             &mut registry,
@@ -341,9 +356,12 @@ impl Metrics {
             import_healthy_clusters,
             peer_up,
             peer_rtt,
-            tunnel_handshake_age,
+            tunnel_last_handshake,
             tunnel_rx_bytes,
             tunnel_tx_bytes,
+            tunnel_totals: Default::default(),
+            l7,
+            process,
             cluster_api_up,
             cluster_api_synced,
         }
@@ -357,10 +375,47 @@ impl Metrics {
 
     /// The text exposition of every metric.
     pub fn encode(&self) -> String {
+        use prometheus_client::encoding::text;
         let mut out = String::new();
         // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        let _ = text::encode_registry(&mut out, &self.registry);
+        let _ = text::encode_registry(&mut out, &self.process);
+        let _ = text::encode_eof(&mut out);
         out
+    }
+
+    /// Records one peer's tunnel as the device reports it: the handshake's time, and the
+    /// byte totals (what grew since the last read is added; a total that fell, from a device
+    /// recreated, is added whole).
+    pub fn observe_tunnel(
+        &self,
+        labels: &PeerLabels,
+        last_handshake: Option<std::time::SystemTime>,
+        rx_total: u64,
+        tx_total: u64,
+    ) {
+        match last_handshake.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()) {
+            Some(at) => {
+                self.tunnel_last_handshake
+                    .get_or_create(labels)
+                    .set(at.as_secs_f64());
+            }
+            None => {
+                self.tunnel_last_handshake.remove(labels);
+            }
+        }
+        let mut totals = self
+            .tunnel_totals
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (rx, total, counter) in [
+            (true, rx_total, &self.tunnel_rx_bytes),
+            (false, tx_total, &self.tunnel_tx_bytes),
+        ] {
+            let last = totals.insert((labels.clone(), rx), total).unwrap_or(0);
+            let grown = if total >= last { total - last } else { total };
+            counter.get_or_create(labels).inc_by(grown);
+        }
     }
 
     /// Records a reconcile: catalog size, problems, imports.
@@ -528,5 +583,64 @@ mod tests {
                 "{family} is not in the table of src/admin/metrics.rs"
             );
         }
+    }
+
+    fn sample(text: &str, prefix: &str) -> Option<f64> {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    }
+
+    #[test]
+    fn tunnel_bytes_count_on_across_a_recreated_device_and_the_handshake_is_a_time() {
+        let m = Metrics::new();
+        let peer = PeerLabels {
+            cluster: "cluster-1".into(),
+            class: "gold".into(),
+        };
+        m.observe_tunnel(&peer, None, 100, 10);
+        let text = m.encode();
+        assert!(
+            !text.contains("mcwan_tunnel_last_handshake_timestamp_seconds{"),
+            "no handshake yet, no sample (and no sentinel): {text}"
+        );
+        let at = std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        m.observe_tunnel(&peer, Some(at), 250, 40);
+        // The device was recreated: its totals start again from 0.
+        m.observe_tunnel(&peer, Some(at), 30, 5);
+        let text = m.encode();
+        let rx = r#"mcwan_tunnel_rx_bytes_total{cluster="cluster-1",class="gold"}"#;
+        let tx = r#"mcwan_tunnel_tx_bytes_total{cluster="cluster-1",class="gold"}"#;
+        assert_eq!(sample(&text, rx), Some(280.0), "{text}");
+        assert_eq!(sample(&text, tx), Some(45.0), "{text}");
+        assert!(
+            text.contains("# TYPE mcwan_tunnel_rx_bytes counter"),
+            "{text}"
+        );
+        let ts =
+            r#"mcwan_tunnel_last_handshake_timestamp_seconds{cluster="cluster-1",class="gold"}"#;
+        assert_eq!(sample(&text, ts), Some(1_800_000_000.0), "{text}");
+    }
+
+    #[test]
+    fn the_process_metrics_are_exposed_unprefixed() {
+        let text = Metrics::new().encode();
+        for name in [
+            "process_cpu_seconds_total",
+            "process_resident_memory_bytes",
+            "process_virtual_memory_bytes",
+            "process_open_fds",
+            "process_max_fds",
+            "process_start_time_seconds",
+        ] {
+            assert!(
+                text.lines().any(|l| l.starts_with(&format!("{name} "))),
+                "{name} missing:\n{text}"
+            );
+        }
+        assert!(sample(&text, "process_resident_memory_bytes ").is_some_and(|v| v > 0.0));
+        assert_eq!(text.matches("# EOF").count(), 1, "{text}");
+        assert!(text.ends_with("# EOF\n"), "{text}");
     }
 }

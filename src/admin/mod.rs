@@ -5,6 +5,7 @@
 pub mod client;
 mod health;
 mod metrics;
+pub mod process;
 mod server;
 
 pub use health::{Check, Health};

@@ -134,22 +134,11 @@ impl WanDataplane {
                     cluster: peer.name.clone(),
                     class: tunnel.class.clone(),
                 };
-                let age = peer
+                let at = peer
                     .last_handshake_age
-                    .map(|a| a.as_secs() as i64)
-                    .unwrap_or(-1);
+                    .and_then(|age| std::time::SystemTime::now().checked_sub(age));
                 self.metrics
-                    .tunnel_handshake_age
-                    .get_or_create(&labels)
-                    .set(age);
-                self.metrics
-                    .tunnel_rx_bytes
-                    .get_or_create(&labels)
-                    .set(peer.rx_bytes as i64);
-                self.metrics
-                    .tunnel_tx_bytes
-                    .get_or_create(&labels)
-                    .set(peer.tx_bytes as i64);
+                    .observe_tunnel(&labels, at, peer.rx_bytes, peer.tx_bytes);
             }
         }
     }

@@ -58,16 +58,25 @@ impl Default for L7Metrics {
 }
 
 impl L7Metrics {
-    /// Registers the families with `registry` (names without the `_total` suffix, which the
-    /// encoder adds to counters).
+    /// Registers the families with `registry` under their full names (`mcwan_l7_...`; the
+    /// encoder adds `_total` to counters).
     pub fn register(&self, registry: &mut Registry) {
+        self.register_with(registry, "mcwan_");
+    }
+
+    /// Registers the families with a registry that adds the `mcwan_` prefix itself.
+    pub fn register_unprefixed(&self, registry: &mut Registry) {
+        self.register_with(registry, "");
+    }
+
+    fn register_with(&self, registry: &mut Registry, prefix: &str) {
         registry.register(
-            "mcwan_l7_requests",
+            format!("{prefix}l7_requests"),
             "HTTP requests of services with L7 rules, by WAN class, rule and status code",
             self.requests.clone(),
         );
         registry.register(
-            "mcwan_l7_request_duration_seconds",
+            format!("{prefix}l7_request_duration_seconds"),
             "Time from a request to its response head, by WAN class and rule",
             self.duration.clone(),
         );
