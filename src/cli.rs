@@ -64,6 +64,11 @@ pub enum Command {
     /// Write a support bundle (a directory or a .tar.gz): status, plan, metrics, mcwan's
     /// objects and Events, the dataplane, the gateway's logs; never a key or token.
     Gather(crate::kube::cli::GatherCmd),
+    /// Remove from this node everything mcwan's dataplane owns, and nothing else: its ip rules
+    /// and routes (proto 161), IPVS virtual services, nftables table inet mcwan, interface
+    /// mcwan0 and tunnel interfaces. Stop the gateway first. Sysctls are left as they are
+    /// (mcwan does not record their previous values).
+    Uninstall(crate::dataplane::uninstall::UninstallCmd),
     /// Print the CustomResourceDefinitions mcwan uses, as YAML.
     Crds,
     /// Print mcwan's version.
@@ -368,6 +373,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", crate::render::escape_controls(&text, true));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Uninstall(cmd) => crate::dataplane::uninstall::run(cmd),
         Command::Crds => {
             print!("{}", crate::render::crds_yaml()?);
             Ok(ExitCode::SUCCESS)

@@ -276,7 +276,8 @@ impl IpvsActuator {
     }
 }
 
-fn vs_key(key: &ServiceKey) -> Option<VsKey> {
+/// A kernel service's key as the diff keys it (None for fwmark services, never mcwan's).
+pub(crate) fn vs_key(key: &ServiceKey) -> Option<VsKey> {
     let (protocol, addr) = match key {
         ServiceKey::Tcp(a) => (Protocol::Tcp, a),
         ServiceKey::Udp(a) => (Protocol::Udp, a),

@@ -5,5 +5,6 @@ pub mod ipvs;
 pub mod ipvs_diff;
 pub mod nat;
 pub mod sysctl;
+pub mod uninstall;
 pub mod vip_link;
 pub mod wan;
