@@ -9,30 +9,13 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use mcwan::demo::until_cluster;
-use mcwan::lab::{Lab, LabOptions, WanKind};
+use mcwan::lab::{Lab, WanKind};
 use mcwan_kubesim::{KubeSim, SimConfig};
 
-const MCWAN: &str = env!("CARGO_BIN_EXE_mcwan");
-
 /// A lab with the gateways not yet started: (lab, its directory).
-fn build(prefix: &str, wan: WanKind, management: bool) -> (Lab, tempfile::TempDir) {
-    // The catalog on a local file system (inotify); logs where the VM tier collects them.
-    let dir = tempfile::tempdir().unwrap();
-    let logs = match std::env::var_os("MCWAN_TEST_LOGS") {
-        Some(logs) => std::path::PathBuf::from(logs).join(prefix),
-        None => dir.path().join("logs"),
-    };
-    let lab = Lab::build(LabOptions {
-        prefix: prefix.to_owned(),
-        wan,
-        exe: MCWAN.into(),
-        dir: dir.path().to_owned(),
-        logs,
-        management,
-    })
-    .unwrap();
-    (lab, dir)
-}
+#[path = "support/lab.rs"]
+mod lab_support;
+use lab_support::build;
 
 /// A lab on its static catalog, every gateway started.
 fn lab(prefix: &str, wan: WanKind) -> (Lab, tempfile::TempDir) {
