@@ -12,10 +12,9 @@ use std::net::SocketAddr;
 
 use http_body_util::Full;
 use hyper::body::Bytes;
-use hyper::{Method, Response};
+use hyper::Response;
 use mcwan::l7::metrics::L7Metrics;
 use mcwan::l7::proxy::{Backend, ProxyConfig, ServiceProxy};
-use mcwan::l7::route::{Action, Match, PathMatch, Routes, Rule};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -37,23 +36,13 @@ async fn backend() -> std::io::Result<()> {
 }
 
 async fn proxy(backend: SocketAddr) -> std::io::Result<()> {
-    // The seed's shape: GET /payment over one class, the rest denied.
-    let routes = Routes {
-        rules: vec![Rule {
-            matches: vec![Match {
-                method: Some(Method::GET),
-                path: Some(PathMatch::Prefix("/payment".into())),
-                headers: vec![],
-            }],
-            action: Action::Class("high".into()),
-        }],
-        default: Action::Deny,
-    };
+    // The seed's WANRoute: GET /payment over the high-priority class, the rest as written.
+    let routes = mcwan::l7::seed_routes().map_err(std::io::Error::other)?;
     let config = ProxyConfig {
         service: "secure/payment".into(),
         routes,
         backends: BTreeMap::from([(
-            "high".to_owned(),
+            "sd-wan-priority-high".to_owned(),
             vec![Backend {
                 addr: backend,
                 weight: 1,

@@ -131,6 +131,94 @@ fn vs_rows(table: &mut Table, servers: &[VirtualServer]) {
     }
 }
 
+/// A WANRoute match in one line: `GET PathPrefix /payment x-tier=gold`.
+fn match_text(m: &crate::model::HttpMatch) -> String {
+    use crate::model::{PathMatch, ValueMatch};
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(method) = &m.method {
+        parts.push(method.clone());
+    }
+    match &m.path {
+        Some(PathMatch::Exact(p)) => parts.push(format!("Exact {p}")),
+        Some(PathMatch::PathPrefix(p)) => parts.push(format!("PathPrefix {p}")),
+        Some(PathMatch::RegularExpression(p)) => parts.push(format!("RegularExpression {p}")),
+        None => {}
+    }
+    for h in &m.headers {
+        parts.push(match &h.value {
+            ValueMatch::Exact(v) => format!("{}={v}", h.name),
+            ValueMatch::RegularExpression(v) => format!("{}~{v}", h.name),
+        });
+    }
+    parts.join(" ")
+}
+
+/// The proxied ports of imports with WANRoute rules: per rule (and the default), what it
+/// matches and where its requests go.
+fn http_rows(state: &DesiredState) -> Table {
+    use crate::model::RouteAction;
+    let mut table = Table::new(&["SERVICE", "LISTENER", "RULE", "REQUESTS", "CARRIED BY"]);
+    for import in &state.imports {
+        let (Some(vip), Some(http)) = (import.vip, &import.http) else {
+            continue;
+        };
+        let listeners: Vec<String> = import
+            .ports
+            .iter()
+            .filter(|p| p.protocol == crate::model::Protocol::Tcp)
+            .map(|p| format!("TCP {}", std::net::SocketAddr::new(vip, p.port)))
+            .collect();
+        let carried = |action: &RouteAction| match action {
+            RouteAction::Deny => "denied (403)".to_owned(),
+            RouteAction::WanPolicy(name) => {
+                let Some(class) = http.classes.iter().find(|c| &c.wan_policy == name) else {
+                    return format!("{name} (no such class)");
+                };
+                let backends: Vec<String> = class
+                    .backends
+                    .iter()
+                    .map(|b| {
+                        format!(
+                            "{} ({}, weight {})",
+                            std::net::SocketAddr::new(b.address, b.port),
+                            b.cluster,
+                            b.weight
+                        )
+                    })
+                    .collect();
+                let backends = if backends.is_empty() {
+                    "no backends: 503".to_owned()
+                } else {
+                    backends.join(", ")
+                };
+                format!("{name} ({}): {backends}", class.tunnel)
+            }
+        };
+        let rows = http
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let matches: Vec<String> = r.matches.iter().map(match_text).collect();
+                (i.to_string(), matches.join(" | "), carried(&r.action))
+            })
+            .chain(std::iter::once((
+                "default".to_owned(),
+                "anything else".to_owned(),
+                carried(&http.default),
+            )));
+        for (i, (rule, matches, carried)) in rows.enumerate() {
+            let (service, listener) = if i == 0 {
+                (import.key.to_string(), listeners.join(", "))
+            } else {
+                (String::new(), String::new())
+            };
+            table.row(vec![service, listener, rule, matches, carried]);
+        }
+    }
+    table
+}
+
 /// Kubernetes mode: each cluster's API server as the gateway sees it (`mcwan status`).
 pub fn cluster_api_table(clusters: &BTreeMap<ClusterId, Reachability>) -> String {
     let mut table = Table::new(&["CLUSTER", "API", "SYNCED", "LAST ERROR"]);
@@ -293,6 +381,14 @@ pub fn plan_table(state: &DesiredState) -> String {
     let mut egress = Table::new(&["SERVICE", "VIRTUAL SERVER", "SCHEDULER", "REAL SERVERS"]);
     vs_rows(&mut egress, &state.ipvs.egress);
     section(&mut out, "IPVS EGRESS", &egress);
+    let proxies = http_rows(state);
+    if !proxies.is_empty() {
+        section(
+            &mut out,
+            "HTTP PROXIES (WANRoute rules; these ports are not in IPVS)",
+            &proxies,
+        );
+    }
     let mut ingress = Table::new(&["SERVICE", "VIRTUAL SERVER", "SCHEDULER", "REAL SERVERS"]);
     vs_rows(&mut ingress, &state.ipvs.ingress);
     section(&mut out, "IPVS INGRESS", &ingress);

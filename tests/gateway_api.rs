@@ -161,23 +161,57 @@ fn the_seed_story_becomes_an_httproute_by_method_and_path_with_a_denying_default
         assert_eq!(matches, want_matches, "{name}");
         assert_eq!(backends, want_backends, "{name}");
     }
-    // The high-priority backend is cluster-1's gateway at payment's ingress port, which the
-    // plan's egress virtual server of the ClusterSetIP uses too.
+    // The high-priority backend is cluster-1's gateway at payment's ingress port on its
+    // export's class: what cluster-1 serves there.
     let state = plan(catalog.path(), "cluster-2", "json");
-    let vs = state["ipvs"]["egress"]
+    let exporter = plan(catalog.path(), "cluster-1", "json");
+    let port = exporter["exports"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|v| v["service"]["name"] == "payment")
+        .find(|e| e["key"]["name"] == "payment")
+        .unwrap()["ingress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i.get("class").is_none())
+        .unwrap()["ingress_port"]
+        .clone();
+    let real = exporter["ipvs"]["ingress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["service"]["name"] == "payment" && v["port"] == port)
         .unwrap();
-    let real = &vs["reals"][0];
+    // The seed's policies own one ingress port each, and logging has the low class's: payment's
+    // /stats requests find none free on cluster-1, and the plan says what to raise.
+    let exhausted = exporter["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| {
+            p["message"]
+                .as_str()
+                .unwrap()
+                .contains("no free ingress port")
+        })
+        .unwrap_or_else(|| panic!("{:#}", exporter["problems"]));
+    assert_eq!(exhausted["object"]["name"], "payment");
+    assert!(exhausted["message"]
+        .as_str()
+        .unwrap()
+        .contains("\"default\""));
+    assert!(exhausted["message"]
+        .as_str()
+        .unwrap()
+        .contains("spec.portCount"));
     let high = item(&objects, "EndpointSlice", "payment-sd-wan-priority-high-1");
     assert_eq!(
         high["metadata"]["labels"]["kubernetes.io/service-name"],
         "payment-sd-wan-priority-high"
     );
     assert_eq!(high["endpoints"][0]["addresses"][0], real["address"]);
-    assert_eq!(high["ports"][0]["port"], real["port"]);
+    assert_eq!(high["ports"][0]["port"], port);
     assert_eq!(high["ports"][0]["name"], "http");
     let service = item(&objects, "Service", "payment-sd-wan-priority-high");
     assert_eq!(service["spec"]["ports"][0]["name"], "http");

@@ -14,10 +14,10 @@ use std::sync::{Arc, Mutex};
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
-use hyper::{Method, Request, Response};
+use hyper::{Request, Response};
 use mcwan::l7::metrics::L7Metrics;
 use mcwan::l7::proxy::{Backend, ProxyConfig, ServiceProxy};
-use mcwan::l7::route::{Action, Match, PathMatch, Routes, Rule};
+use mcwan::l7::route::Routes;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -80,28 +80,14 @@ async fn ingress(who: &'static str) -> (SocketAddr, Arc<Mutex<Vec<Seen>>>) {
     (addr, seen)
 }
 
+/// The seed's WANRoute, deploy/examples/wanroute-payment.yaml.
 fn seed_routes() -> Routes {
-    Routes {
-        rules: vec![
-            Rule {
-                matches: vec![Match {
-                    method: Some(Method::GET),
-                    path: Some(PathMatch::Prefix("/payment".into())),
-                    headers: vec![],
-                }],
-                action: Action::Class("high".into()),
-            },
-            Rule {
-                matches: vec![Match {
-                    path: Some(PathMatch::Prefix("/stats".into())),
-                    ..Match::default()
-                }],
-                action: Action::Class("internet".into()),
-            },
-        ],
-        default: Action::Deny,
-    }
+    mcwan::l7::seed_routes().unwrap()
 }
+
+/// The WAN policies it names.
+const HIGH: &str = "sd-wan-priority-high";
+const LOW: &str = "sd-wan-priority-low";
 
 /// curl's status code and body.
 fn curl(args: &[&str]) -> (u16, String) {
@@ -144,9 +130,9 @@ async fn start(extra_high: Vec<Backend>) -> Proxied {
         service: "secure/payment".into(),
         routes: seed_routes(),
         backends: BTreeMap::from([
-            ("high".to_owned(), high_backends),
+            (HIGH.to_owned(), high_backends),
             (
-                "internet".to_owned(),
+                LOW.to_owned(),
                 vec![Backend {
                     addr: internet_addr,
                     weight: 1,
@@ -248,8 +234,8 @@ async fn the_seed_story_over_http1_and_http2() {
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &p.registry).unwrap();
     for line in [
-        r#"mcwan_l7_requests_total{service="secure/payment",class="high",rule="0",code="200"} 2"#,
-        r#"mcwan_l7_requests_total{service="secure/payment",class="internet",rule="1",code="200"} 1"#,
+        r#"mcwan_l7_requests_total{service="secure/payment",class="sd-wan-priority-high",rule="0",code="200"} 2"#,
+        r#"mcwan_l7_requests_total{service="secure/payment",class="sd-wan-priority-low",rule="1",code="200"} 1"#,
         r#"mcwan_l7_requests_total{service="secure/payment",class="deny",rule="default",code="403"} 2"#,
     ] {
         assert!(text.contains(line), "{line} not in:\n{text}");
@@ -331,7 +317,7 @@ async fn an_unreachable_gateway_is_skipped_and_a_drained_one_not_used() {
         backends: BTreeMap::new(),
     };
     config.backends.insert(
-        "high".into(),
+        HIGH.into(),
         vec![Backend {
             addr: dead,
             weight: 0,
@@ -342,7 +328,7 @@ async fn an_unreachable_gateway_is_skipped_and_a_drained_one_not_used() {
     let (code, body) = blocking(move || curl(&[&format!("{url}/payment")])).await;
     assert_eq!(code, 503, "{body}");
     assert!(
-        body.contains("no reachable backend in WAN class high"),
+        body.contains("no reachable backend in WAN class sd-wan-priority-high"),
         "{body}"
     );
     assert_eq!(p.high.lock().unwrap().len(), 5);

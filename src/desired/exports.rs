@@ -21,6 +21,10 @@ pub struct IngressPort {
     pub protocol: Protocol,
     pub service_port: u16,
     pub ingress_port: u16,
+    /// `None`: on the export's own tunnel class. `Some`: on another class, for the requests
+    /// the exporting cluster's WANRoute sends over it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub class: Option<crate::model::TunnelClass>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -57,15 +61,28 @@ pub(super) fn statuses(ctx: &Context<'_>) -> Vec<ExportStatus> {
                             service: view.key.clone(),
                             protocol: p.protocol,
                             port: p.port,
+                            class: None,
                         };
                         match own.and_then(|o| o.get(&key)) {
                             Some(port) => ingress.push(IngressPort {
                                 protocol: p.protocol,
                                 service_port: p.port,
                                 ingress_port: *port,
+                                class: None,
                             }),
                             None => missing.push(format!("{}/{}", p.port, p.protocol)),
                         }
+                        // The ports of other classes its WANRoute sends requests over.
+                        let extra = own
+                            .into_iter()
+                            .flat_map(|o| o.range(key.on_class(Some(&String::new()))..))
+                            .take_while(|(k, _)| k.on_class(None) == key);
+                        ingress.extend(extra.map(|(k, port)| IngressPort {
+                            protocol: p.protocol,
+                            service_port: p.port,
+                            ingress_port: *port,
+                            class: k.class.clone(),
+                        }));
                     }
                 }
             }

@@ -142,24 +142,9 @@ pub(super) fn tables(
             let Some(policy) = &member.policy else {
                 continue;
             };
-            let Some(address) = gateway_address(ctx, ctx.cluster_id, &policy.tunnel) else {
-                continue;
-            };
+            let own_ports = ctx.allocations.ingress_ports.get(ctx.cluster_id);
             for &i in &member.ports {
                 let port = &service.ports[i];
-                let key = IngressKey {
-                    service: service.key.clone(),
-                    protocol: port.protocol,
-                    port: port.port,
-                };
-                let Some(ingress_port) = ctx
-                    .allocations
-                    .ingress_ports
-                    .get(ctx.cluster_id)
-                    .and_then(|m| m.get(&key))
-                else {
-                    continue;
-                };
                 let Some(own_port) = member
                     .service
                     .ports
@@ -168,25 +153,43 @@ pub(super) fn tables(
                 else {
                     continue;
                 };
-                let reals = objects
-                    .ready_backends(&service.key, own_port)
-                    .into_iter()
-                    .map(|(address, port)| RealServer {
-                        address,
-                        port,
-                        weight: 1,
-                        cluster: ctx.cluster_id.to_owned(),
-                    })
-                    .collect();
-                ingress.push(VirtualServer {
+                let key = IngressKey {
                     service: service.key.clone(),
-                    address,
-                    port: *ingress_port,
                     protocol: port.protocol,
-                    scheduler: ctx.config.scheduler.clone(),
-                    persistence: persistence(service.session_affinity),
-                    reals,
-                });
+                    port: port.port,
+                    class: None,
+                };
+                // The export's own class first (class None sorts first), then each class a
+                // WANRoute sends requests over: the same pods behind each.
+                let allocated = own_ports
+                    .into_iter()
+                    .flat_map(|m| m.range(&key..))
+                    .take_while(|(k, _)| k.on_class(None) == key);
+                for (k, ingress_port) in allocated {
+                    let class = k.class.as_ref().unwrap_or(&policy.tunnel);
+                    let Some(address) = gateway_address(ctx, ctx.cluster_id, class) else {
+                        continue;
+                    };
+                    let reals = objects
+                        .ready_backends(&service.key, own_port)
+                        .into_iter()
+                        .map(|(address, port)| RealServer {
+                            address,
+                            port,
+                            weight: 1,
+                            cluster: ctx.cluster_id.to_owned(),
+                        })
+                        .collect();
+                    ingress.push(VirtualServer {
+                        service: service.key.clone(),
+                        address,
+                        port: *ingress_port,
+                        protocol: port.protocol,
+                        scheduler: ctx.config.scheduler.clone(),
+                        persistence: persistence(service.session_affinity),
+                        reals,
+                    });
+                }
             }
         }
     }
@@ -209,6 +212,7 @@ fn remote_real(
         service: import.key.clone(),
         protocol: port.protocol,
         port: port.port,
+        class: None,
     };
     let ingress_port = *ctx
         .allocations

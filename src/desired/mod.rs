@@ -51,17 +51,36 @@ impl Default for PlanConfig {
     }
 }
 
-/// A service port's identity on a gateway's ingress: which service, which port.
+/// A service port's identity on a gateway's ingress: which service, which port, and which
+/// tunnel class carries it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct IngressKey {
     pub service: ServiceKey,
     pub protocol: Protocol,
     pub port: u16,
+    /// `None`: the export's own class (its WAN policy's). `Some`: another class a WANRoute of
+    /// the exporting cluster sends some of the service's requests over, which needs an ingress
+    /// port of its own in that class's range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<TunnelClass>,
 }
 
 impl IngressKey {
     fn bytes(&self) -> Vec<u8> {
-        format!("{}/{}/{}", self.service, self.protocol, self.port).into_bytes()
+        let mut out = format!("{}/{}/{}", self.service, self.protocol, self.port);
+        if let Some(class) = &self.class {
+            out.push('/');
+            out.push_str(class);
+        }
+        out.into_bytes()
+    }
+
+    /// The key of the same service port on another tunnel class.
+    pub fn on_class(&self, class: Option<&TunnelClass>) -> Self {
+        Self {
+            class: class.cloned(),
+            ..self.clone()
+        }
     }
 }
 
@@ -202,8 +221,10 @@ pub fn compute(inputs: Inputs<'_>) -> DesiredState {
         .filter(|s| local.is_some_and(|l| l.has_namespace(&s.key.namespace)))
         .collect();
 
+    let routes = wan_route::usable(catalog, &policies, &mut problems);
     let vips = allocate_vips(&imported, config, previous, &mut problems);
-    let ingress_ports = allocate_ingress(&resolution, previous, &mut problems);
+    let route_classes = wan_route::route_classes(&routes, &resolution, &policies);
+    let ingress_ports = allocate_ingress(&resolution, &route_classes, previous, &mut problems);
     let class_subnets = tunnel::class_subnets(catalog, &policies, previous, &mut problems);
     let allocations = Allocations {
         vips,
@@ -244,13 +265,12 @@ pub fn compute(inputs: Inputs<'_>) -> DesiredState {
         allocations: &allocations,
         resolution: &resolution,
     };
-    let ipvs = ipvs::tables(&ctx, &imports, &mut problems);
+    let mut ipvs = ipvs::tables(&ctx, &imports, &mut problems);
     wan_route::apply(
-        catalog,
-        &resolution,
+        &routes,
+        &ctx,
         &policies,
-        cluster_id,
-        &ipvs,
+        &mut ipvs,
         &mut imports,
         &mut problems,
     );
@@ -307,9 +327,11 @@ fn allocate_vips(
     vips
 }
 
-/// Ingress ports of every exporting cluster, per tunnel class range.
+/// Ingress ports of every exporting cluster, per tunnel class range: one per exported service
+/// port on the export's own class, and one per other class its WANRoute sends requests over.
 fn allocate_ingress(
     resolution: &Resolution,
+    route_classes: &[wan_route::RouteClass],
     previous: &Allocations,
     problems: &mut Vec<Problem>,
 ) -> BTreeMap<ClusterId, IngressPorts> {
@@ -335,9 +357,17 @@ fn allocate_ingress(
                     service: service.key.clone(),
                     protocol: p.protocol,
                     port: p.port,
+                    class: None,
                 });
             }
         }
+    }
+    for extra in route_classes {
+        pools
+            .entry((extra.cluster.clone(), extra.class.clone()))
+            .or_insert_with(|| (extra.range.clone(), BTreeSet::new()))
+            .1
+            .extend(extra.keys.iter().cloned());
     }
     let empty = IngressPorts::default();
     let mut out: BTreeMap<ClusterId, IngressPorts> = BTreeMap::new();
@@ -350,12 +380,19 @@ fn allocate_ingress(
             prev,
         );
         for key in exhausted.0 {
+            let (kind, why) = match key.class {
+                None => ("ServiceExport", ""),
+                Some(_) => (
+                    "WANRoute",
+                    ", for the requests its rules send over that class (they get none)",
+                ),
+            };
             problems.push(Problem::error(
                 Some(&cluster),
-                ObjectRef::namespaced("ServiceExport", &key.service),
+                ObjectRef::namespaced(kind, &key.service),
                 None,
                 format!(
-                    "no free ingress port for {}/{} in tunnel class {class:?} (ports {}-{}): raise spec.portCount of its WANPolicy",
+                    "no free ingress port for {}/{} in tunnel class {class:?} (ports {}-{}){why}: raise spec.portCount of its WANPolicy",
                     key.port,
                     key.protocol,
                     range.start(),

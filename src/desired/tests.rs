@@ -1036,6 +1036,7 @@ fn a_wan_import_is_planned_as_the_export_it_names_would_be() {
                 service: key("payment"),
                 protocol: Protocol::Tcp,
                 port: 8080,
+                class: None,
             },
             31104,
         );

@@ -253,6 +253,7 @@ fn ingress_ports(
                 service: import.key.clone(),
                 protocol: p.protocol,
                 port: p.port,
+                class: None,
             },
             port,
         ));

@@ -8,13 +8,14 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use super::{Condition, Import, IpvsTables};
+use super::ipvs::{self, VirtualServer};
+use super::{Condition, Context, Import, IngressKey, IpvsTables};
 use crate::catalog::Catalog;
 use crate::model::{
-    ClusterId, HttpRule, RouteAction, ServiceKey, TunnelClass, WanPolicy, WanRoute,
+    ClusterId, HttpRule, Protocol, RouteAction, ServiceKey, TunnelClass, WanPolicy, WanRoute,
 };
 use crate::problem::{ObjectRef, Problem, Severity};
-use crate::resolve::Resolution;
+use crate::resolve::{ImportType, Resolution};
 
 /// The HTTP rules of an imported service, as its importing gateway applies them.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -36,8 +37,8 @@ pub struct HttpClass {
     /// The exporting gateways' ingress ports of this class (and this cluster's own endpoints,
     /// which no tunnel carries), sorted.
     pub backends: Vec<HttpBackend>,
-    /// Exporting clusters whose export another class carries: their gateways have no ingress
-    /// port of this class yet, so they take no requests of it.
+    /// Exporting clusters with no ingress port of this class (none free in its range, or no
+    /// gateway address on it): they take no requests of it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub without_ingress: Vec<ClusterId>,
 }
@@ -103,13 +104,17 @@ fn route_ref(key: &ServiceKey) -> ObjectRef {
     ObjectRef::namespaced("WANRoute", key)
 }
 
+/// The usable WANRoutes of every cluster, by service, in cluster order: importers follow the
+/// first.
+pub(super) type UsableRoutes<'a> = BTreeMap<&'a ServiceKey, Vec<(&'a ClusterId, &'a WanRoute)>>;
+
 /// The usable WANRoutes of every cluster, by service; a problem for each unusable one.
-fn usable<'a>(
+pub(super) fn usable<'a>(
     catalog: &'a Catalog,
     policies: &BTreeMap<ClusterId, BTreeMap<String, WanPolicy>>,
     problems: &mut Vec<Problem>,
-) -> BTreeMap<&'a ServiceKey, Vec<(&'a ClusterId, &'a WanRoute)>> {
-    let mut out: BTreeMap<&ServiceKey, Vec<(&ClusterId, &WanRoute)>> = BTreeMap::new();
+) -> UsableRoutes<'a> {
+    let mut out = UsableRoutes::new();
     let none = BTreeMap::new();
     for (cluster, objects) in &catalog.clusters {
         let usable_policies = policies.get(cluster).unwrap_or(&none);
@@ -148,18 +153,98 @@ fn usable<'a>(
     out
 }
 
-/// Attaches to each ClusterSetIP import with a usable WANRoute what its HTTP proxy needs.
-pub(super) fn apply(
-    catalog: &Catalog,
+/// Ingress ports an exporting cluster needs beyond its exports' own: for each TCP port of a
+/// service whose WANRoute sends requests over a class other than the export's, one on that
+/// class.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct RouteClass {
+    pub cluster: ClusterId,
+    pub class: TunnelClass,
+    pub range: std::ops::RangeInclusive<u16>,
+    pub keys: Vec<IngressKey>,
+}
+
+/// The WAN policies `route` names, as the exporting cluster `source` defines them.
+fn named_policies<'a>(
+    route: &'a WanRoute,
+    source: &str,
+    policies: &'a BTreeMap<ClusterId, BTreeMap<String, WanPolicy>>,
+) -> Vec<(&'a str, &'a WanPolicy)> {
+    route
+        .policies()
+        .into_keys()
+        .filter_map(|name| Some((name, policies.get(source)?.get(name)?)))
+        .collect()
+}
+
+pub(super) fn route_classes(
+    routes: &UsableRoutes<'_>,
     resolution: &Resolution,
     policies: &BTreeMap<ClusterId, BTreeMap<String, WanPolicy>>,
-    cluster_id: &str,
-    ipvs: &IpvsTables,
+) -> Vec<RouteClass> {
+    let mut out = Vec::new();
+    for (key, candidates) in routes {
+        let Some((source, route)) = candidates.first() else {
+            continue;
+        };
+        let Some(service) = resolution
+            .services
+            .get(*key)
+            .filter(|s| s.import_type == ImportType::ClusterSetIp)
+        else {
+            continue;
+        };
+        for (name, policy) in named_policies(route, source, policies) {
+            for member in &service.members {
+                let Some(own) = &member.policy else { continue };
+                if own.tunnel == policy.tunnel {
+                    continue;
+                }
+                // The member's own policy of that name sets its range, when it has one.
+                let range = policies
+                    .get(&member.cluster)
+                    .and_then(|p| p.get(name))
+                    .filter(|p| p.tunnel == policy.tunnel)
+                    .unwrap_or(policy)
+                    .port_range();
+                let keys: Vec<IngressKey> = member
+                    .ports
+                    .iter()
+                    .map(|&i| &service.ports[i])
+                    .filter(|p| p.protocol == Protocol::Tcp)
+                    .map(|p| IngressKey {
+                        service: (*key).clone(),
+                        protocol: p.protocol,
+                        port: p.port,
+                        class: Some(policy.tunnel.clone()),
+                    })
+                    .collect();
+                if !keys.is_empty() {
+                    out.push(RouteClass {
+                        cluster: member.cluster.clone(),
+                        class: policy.tunnel.clone(),
+                        range,
+                        keys,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Attaches to each ClusterSetIP import with a usable WANRoute what its HTTP proxy needs, and
+/// takes the TCP ports it proxies out of the IPVS egress table (the proxy listens on them).
+pub(super) fn apply(
+    routes: &UsableRoutes<'_>,
+    ctx: &Context<'_>,
+    policies: &BTreeMap<ClusterId, BTreeMap<String, WanPolicy>>,
+    ipvs: &mut IpvsTables,
     imports: &mut [Import],
     problems: &mut Vec<Problem>,
 ) {
-    let routes = usable(catalog, policies, problems);
-    for (key, candidates) in &routes {
+    let mut proxied: Vec<(IpAddr, u16)> = Vec::new();
+    for (key, candidates) in routes {
         let Some((source, route)) = candidates.first() else {
             continue;
         };
@@ -179,34 +264,54 @@ pub(super) fn apply(
         else {
             continue;
         };
-        let Some(service) = resolution.services.get(*key) else {
+        let Some(service) = ctx.resolution.services.get(*key) else {
             continue;
         };
-        let source_policies = policies.get(*source);
+        let egress: Vec<&VirtualServer> = ipvs
+            .egress
+            .iter()
+            .filter(|vs| &vs.service == *key && vs.protocol == Protocol::Tcp)
+            .collect();
         let mut classes = Vec::new();
-        for name in route.policies().into_keys() {
-            let Some(policy) = source_policies.and_then(|p| p.get(name)) else {
-                continue;
-            };
+        for (name, policy) in named_policies(route, source, policies) {
             let mut backends = Vec::new();
             let mut without_ingress = Vec::new();
             for member in &service.members {
-                let local = member.cluster == cluster_id;
-                let same_class = member
+                let local = member.cluster == ctx.cluster_id;
+                let own_class = member
                     .policy
                     .as_ref()
                     .is_some_and(|p| p.tunnel == policy.tunnel);
-                if !local && !same_class {
-                    without_ingress.push(member.cluster.clone());
-                    continue;
-                }
-                for vs in ipvs.egress.iter().filter(|vs| &vs.service == *key) {
+                let ingress = ctx.allocations.ingress_ports.get(&member.cluster);
+                let address = ipvs::gateway_address(ctx, &member.cluster, &policy.tunnel);
+                for vs in &egress {
+                    let key = IngressKey {
+                        service: (*key).clone(),
+                        protocol: vs.protocol,
+                        port: vs.port,
+                        class: Some(policy.tunnel.clone()),
+                    };
                     for real in vs.reals.iter().filter(|r| r.cluster == member.cluster) {
+                        // Local endpoints and the export's own class: where IPVS sends it.
+                        // Another class: that class's ingress port on the exporter's gateway.
+                        let (address, port) = if local || own_class {
+                            (real.address, real.port)
+                        } else {
+                            match (address, ingress.and_then(|i| i.get(&key))) {
+                                (Some(a), Some(p)) => (a, *p),
+                                _ => {
+                                    if !without_ingress.contains(&member.cluster) {
+                                        without_ingress.push(member.cluster.clone());
+                                    }
+                                    continue;
+                                }
+                            }
+                        };
                         backends.push(HttpBackend {
                             service_port: vs.port,
                             cluster: real.cluster.clone(),
-                            address: real.address,
-                            port: real.port,
+                            address,
+                            port,
                             weight: real.weight,
                         });
                     }
@@ -221,6 +326,7 @@ pub(super) fn apply(
                 without_ingress,
             });
         }
+        proxied.extend(egress.iter().map(|vs| (vs.address, vs.port)));
         import.http = Some(HttpImport {
             source: (*source).clone(),
             rules: route.rules.clone(),
@@ -228,4 +334,6 @@ pub(super) fn apply(
             classes,
         });
     }
+    ipvs.egress
+        .retain(|vs| vs.protocol != Protocol::Tcp || !proxied.contains(&(vs.address, vs.port)));
 }

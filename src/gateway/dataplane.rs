@@ -135,7 +135,20 @@ impl IpvsDataplane {
             nat::apply(&rules).await?;
             *nat_applied = Some(rules);
         }
-        let vips: BTreeSet<IpAddr> = state.ipvs.egress.iter().map(|vs| vs.address).collect();
+        // The ClusterSetIPs of IPVS, and those the L7 proxies listen on.
+        let vips: BTreeSet<IpAddr> = state
+            .ipvs
+            .egress
+            .iter()
+            .map(|vs| vs.address)
+            .chain(
+                state
+                    .imports
+                    .iter()
+                    .filter(|i| i.http.is_some())
+                    .filter_map(|i| i.vip),
+            )
+            .collect();
         link.sync(&vips).await?;
         if resync {
             ipvs.resync().await?;

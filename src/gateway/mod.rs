@@ -8,6 +8,7 @@
 
 mod dataplane;
 mod dns;
+mod l7;
 mod reconcile;
 mod state;
 mod wan;
@@ -181,6 +182,16 @@ pub async fn run(cmd: GatewayCmd) -> anyhow::Result<()> {
             dataplane
                 .run(states, cancel.child_token())
                 .instrument(info_span!("ipvs")),
+        );
+        health.register("l7", "L7 proxies not started yet");
+        let proxies = l7::L7Proxies {
+            metrics: metrics.clone(),
+            health: health.clone(),
+        };
+        tasks.spawn(
+            proxies
+                .run(reconciler.subscribe(), cancel.child_token())
+                .instrument(info_span!("l7")),
         );
         health.register("wan", "tunnels or SD-WAN hand-off not applied yet");
         let wan = wan::WanDataplane {

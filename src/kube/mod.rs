@@ -86,3 +86,6 @@ pub const SLICE_INGRESS: &str = "ingress";
 pub const SLICE_IMPORT: &str = "import";
 /// The tunnel class of a published ingress slice.
 pub const ANNOTATION_TUNNEL_CLASS: &str = "mcw.l7mp.io/tunnel-class";
+/// On an ingress slice of a class other than the export's own: the class, whose requests a
+/// WANRoute sends there.
+pub const ANNOTATION_ROUTE_CLASS: &str = "mcw.l7mp.io/route-class";

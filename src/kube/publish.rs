@@ -2,7 +2,10 @@
 //! per valid ClusterSetIP export, an EndpointSlice `<svc>-mcwan-<cluster-id>` in the service's
 //! namespace whose endpoint is the gateway's ingress address for the export's tunnel class and
 //! whose ports are the allocated ingress ports, named after the service ports; annotated with
-//! the tunnel class and the WAN policy that carry it. It has no
+//! the tunnel class and the WAN policy that carry it. When the exporting cluster's WANRoute
+//! sends some of the service's requests over other classes, one more slice per such class,
+//! `<svc>-mcwan-<cluster-id>-<class>`, carries that class's ingress address and ports and
+//! names the class in `mcw.l7mp.io/route-class`. It has no
 //! `kubernetes.io/service-name` label, so kube-proxy and the EndpointSlice controllers leave it
 //! alone. Importers read it back ([`decode`]) to learn the exporter's ingress ports; the exporter
 //! reads its own back on start, so its allocations survive a restart.
@@ -14,11 +17,12 @@ use serde_json::{json, Value};
 
 use super::object::{bounded_name, Kind, ObjectId, Part, Write};
 use super::{
-    ANNOTATION_TUNNEL_CLASS, LABEL_SLICE_MANAGED_BY, LABEL_SLICE_ROLE, MANAGED_BY, SLICE_INGRESS,
+    ANNOTATION_ROUTE_CLASS, ANNOTATION_TUNNEL_CLASS, LABEL_SLICE_MANAGED_BY, LABEL_SLICE_ROLE,
+    MANAGED_BY, SLICE_INGRESS,
 };
 use crate::catalog::Catalog;
 use crate::crd::{LABEL_SERVICE_NAME, LABEL_SOURCE_CLUSTER, WAN_POLICY_ANNOTATION};
-use crate::desired::{DesiredState, IngressKey, IngressPorts};
+use crate::desired::{DesiredState, IngressKey, IngressPort, IngressPorts};
 use crate::model::{ClusterObjects, Protocol, ServiceKey};
 use crate::problem::{ObjectRef, Problem};
 
@@ -46,68 +50,86 @@ pub fn ingress_slices(cluster_id: &str, catalog: &Catalog, state: &DesiredState)
         let Some(service) = local.services.get(&export.key) else {
             continue;
         };
-        let Some(address) = ingress
-            .get(&export.key)
-            .into_iter()
-            .flatten()
-            .find(|vs| {
-                export
-                    .ingress
-                    .iter()
-                    .any(|i| i.protocol == vs.protocol && i.ingress_port == vs.port)
-            })
-            .map(|vs| vs.address)
-        else {
-            continue;
-        };
-        let ports: Vec<Value> = export
-            .ingress
-            .iter()
-            .map(|i| {
-                let name = service
-                    .ports
-                    .iter()
-                    .find(|p| p.port == i.service_port && p.protocol == i.protocol)
-                    .map(|p| p.name.as_str())
-                    .unwrap_or_default();
-                let mut port = json!({"protocol": i.protocol.as_str(), "port": i.ingress_port});
-                if !name.is_empty() {
-                    port["name"] = json!(name);
-                }
-                port
-            })
-            .collect();
-        let name = ingress_slice_name(&export.key.name, cluster_id);
-        let body = json!({
-            "apiVersion": "discovery.k8s.io/v1",
-            "kind": "EndpointSlice",
-            "metadata": {
-                "name": name,
-                "namespace": export.key.namespace,
-                "labels": {
-                    LABEL_SERVICE_NAME: export.key.name,
-                    LABEL_SOURCE_CLUSTER: cluster_id,
-                    LABEL_SLICE_MANAGED_BY: MANAGED_BY,
-                    LABEL_SLICE_ROLE: SLICE_INGRESS,
+        // One slice per tunnel class: the export's own, then each class its WANRoute sends
+        // requests over.
+        let mut classes: Vec<Option<&String>> =
+            export.ingress.iter().map(|i| i.class.as_ref()).collect();
+        classes.sort();
+        classes.dedup();
+        for class in classes {
+            let group: Vec<&IngressPort> = export
+                .ingress
+                .iter()
+                .filter(|i| i.class.as_ref() == class)
+                .collect();
+            let Some(address) = ingress
+                .get(&export.key)
+                .into_iter()
+                .flatten()
+                .find(|vs| {
+                    group
+                        .iter()
+                        .any(|i| i.protocol == vs.protocol && i.ingress_port == vs.port)
+                })
+                .map(|vs| vs.address)
+            else {
+                continue;
+            };
+            let ports: Vec<Value> = group
+                .iter()
+                .map(|i| {
+                    let name = service
+                        .ports
+                        .iter()
+                        .find(|p| p.port == i.service_port && p.protocol == i.protocol)
+                        .map(|p| p.name.as_str())
+                        .unwrap_or_default();
+                    let mut port = json!({"protocol": i.protocol.as_str(), "port": i.ingress_port});
+                    if !name.is_empty() {
+                        port["name"] = json!(name);
+                    }
+                    port
+                })
+                .collect();
+            let name = match class {
+                None => ingress_slice_name(&export.key.name, cluster_id),
+                Some(c) => bounded_name(&export.key.name, &format!("-mcwan-{cluster_id}-{c}")),
+            };
+            let mut annotations = json!({
+                ANNOTATION_TUNNEL_CLASS: class.or(export.tunnel.as_ref()).cloned().unwrap_or_default(),
+                WAN_POLICY_ANNOTATION: export.wan_policy.clone().unwrap_or_default(),
+            });
+            if let Some(c) = class {
+                annotations[ANNOTATION_ROUTE_CLASS] = json!(c);
+            }
+            let body = json!({
+                "apiVersion": "discovery.k8s.io/v1",
+                "kind": "EndpointSlice",
+                "metadata": {
+                    "name": name,
+                    "namespace": export.key.namespace,
+                    "labels": {
+                        LABEL_SERVICE_NAME: export.key.name,
+                        LABEL_SOURCE_CLUSTER: cluster_id,
+                        LABEL_SLICE_MANAGED_BY: MANAGED_BY,
+                        LABEL_SLICE_ROLE: SLICE_INGRESS,
+                    },
+                    "annotations": annotations,
                 },
-                "annotations": {
-                    ANNOTATION_TUNNEL_CLASS: export.tunnel.clone().unwrap_or_default(),
-                    WAN_POLICY_ANNOTATION: export.wan_policy.clone().unwrap_or_default(),
-                },
-            },
-            "addressType": address_type(address),
-            "endpoints": [{"addresses": [address.to_string()], "conditions": {"ready": true}}],
-            "ports": ports,
-        });
-        out.push(Write::new(
-            ObjectId::new(
-                Kind::EndpointSlice,
-                Part::Object,
-                &export.key.namespace,
-                &name,
-            ),
-            body,
-        ));
+                "addressType": address_type(address),
+                "endpoints": [{"addresses": [address.to_string()], "conditions": {"ready": true}}],
+                "ports": ports,
+            });
+            out.push(Write::new(
+                ObjectId::new(
+                    Kind::EndpointSlice,
+                    Part::Object,
+                    &export.key.namespace,
+                    &name,
+                ),
+                body,
+            ));
+        }
     }
     out
 }
@@ -140,6 +162,13 @@ pub fn decode(
             continue;
         };
         let key = ServiceKey::new(namespace, service_name.clone());
+        let class = slice
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(ANNOTATION_ROUTE_CLASS))
+            .filter(|c| !c.is_empty())
+            .cloned();
         let Some(service) = objects.services.get(&key) else {
             continue;
         };
@@ -172,6 +201,7 @@ pub fn decode(
                         service: key.clone(),
                         protocol,
                         port: sp.port,
+                        class: class.clone(),
                     },
                     port,
                 );

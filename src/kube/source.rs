@@ -388,6 +388,7 @@ mod tests {
                 service: crate::model::ServiceKey::new("ns", "svc"),
                 protocol: crate::model::Protocol::Tcp,
                 port: 80,
+                class: None,
             },
             31000,
         );

@@ -69,8 +69,6 @@ pub fn plan(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use k8s_openapi::api::discovery::v1::EndpointSlice;
 
     use super::*;
@@ -152,14 +150,22 @@ mod tests {
         let catalog = crate::catalog::embedded_example();
         let state = state_of(&catalog, "cluster-1");
         let writes = writes_of(&catalog, "cluster-1");
-        let slices: Vec<EndpointSlice> = writes
+        let slices: Vec<&Write> = writes
             .values()
             .filter(|w| w.body["metadata"]["labels"]["mcw.l7mp.io/slice"] == "ingress")
-            .map(|w| serde_json::from_value(w.body.clone()).unwrap())
             .collect();
         assert!(!slices.is_empty());
-        let arcs: Vec<Arc<EndpointSlice>> = slices.into_iter().map(Arc::new).collect();
-        let refs: Vec<&EndpointSlice> = arcs.iter().map(AsRef::as_ref).collect();
+        let decoded = read_back(&catalog, &slices);
+        assert_eq!(&decoded, &state.allocations.ingress_ports["cluster-1"]);
+    }
+
+    /// The ingress ports cluster-1's published `slices` say, as an importer reads them.
+    fn read_back(catalog: &Catalog, slices: &[&Write]) -> crate::desired::IngressPorts {
+        let slices: Vec<EndpointSlice> = slices
+            .iter()
+            .map(|w| serde_json::from_value(w.body.clone()).unwrap())
+            .collect();
+        let refs: Vec<&EndpointSlice> = slices.iter().collect();
         let mut problems = Vec::new();
         let decoded = crate::kube::publish::decode(
             "cluster-1",
@@ -168,7 +174,51 @@ mod tests {
             &mut problems,
         );
         assert!(problems.is_empty(), "{problems:?}");
-        assert_eq!(&decoded, &state.allocations.ingress_ports["cluster-1"]);
+        decoded
+    }
+
+    #[test]
+    fn each_routed_class_is_published_in_a_slice_of_its_own_and_read_back() {
+        let catalog = crate::l7::fixtures::example_with_seed_route();
+        let state = state_of(&catalog, "cluster-1");
+        let writes = writes_of(&catalog, "cluster-1");
+        let own = find(
+            &writes,
+            Kind::EndpointSlice,
+            Part::Object,
+            "secure",
+            "payment-mcwan-cluster-1",
+        );
+        let routed = find(
+            &writes,
+            Kind::EndpointSlice,
+            Part::Object,
+            "secure",
+            "payment-mcwan-cluster-1-default",
+        );
+        assert_eq!(
+            own.body["metadata"]["annotations"]["mcw.l7mp.io/tunnel-class"],
+            "business"
+        );
+        assert!(own.body["metadata"]["annotations"]
+            .get("mcw.l7mp.io/route-class")
+            .is_none());
+        let annotations = &routed.body["metadata"]["annotations"];
+        assert_eq!(annotations["mcw.l7mp.io/tunnel-class"], "default");
+        assert_eq!(annotations["mcw.l7mp.io/route-class"], "default");
+        // Each slice's endpoint is the gateway's address on its class.
+        assert_ne!(
+            own.body["endpoints"][0]["addresses"][0],
+            routed.body["endpoints"][0]["addresses"][0]
+        );
+        let decoded = read_back(&catalog, &[own, routed]);
+        let payment: BTreeMap<_, _> = state.allocations.ingress_ports["cluster-1"]
+            .iter()
+            .filter(|(k, _)| k.service.name == "payment")
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        assert_eq!(payment.len(), 2);
+        assert_eq!(*decoded, payment);
     }
 
     #[test]

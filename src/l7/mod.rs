@@ -7,3 +7,59 @@ pub mod metrics;
 pub mod proxy;
 pub mod route;
 pub mod trace;
+
+use crate::model::{ClusterObjects, ServiceKey};
+
+/// The seed's WANRoute for `secure/payment` (deploy/examples/wanroute-payment.yaml): GET
+/// /payment over `sd-wan-priority-high`, /stats over `sd-wan-priority-low`, the rest denied.
+/// `mcwan demo` tells its story; the tests and the benchmark route by it.
+pub const SEED_ROUTE: &str = include_str!("../../deploy/examples/wanroute-payment.yaml");
+
+/// [`SEED_ROUTE`] as the proxy's routes.
+pub fn seed_routes() -> Result<route::Routes, String> {
+    let mut objects = ClusterObjects::default();
+    let mut problems = Vec::new();
+    crate::catalog::load_manifests(
+        "example",
+        "wanroute-payment.yaml",
+        SEED_ROUTE,
+        &mut objects,
+        &mut problems,
+    );
+    if let Some(p) = problems.first() {
+        return Err(p.to_string());
+    }
+    let route = objects
+        .wan_routes
+        .get(&ServiceKey::new("secure", "payment"))
+        .ok_or("no WANRoute secure/payment in wanroute-payment.yaml")?;
+    route::Routes::from_model(&route.rules, &route.default)
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use crate::catalog::Catalog;
+
+    /// The example clusterset with [`super::SEED_ROUTE`] in cluster-1, and ten ingress ports
+    /// per WAN policy (the seed's policies own one each, which logging's export takes).
+    pub fn example_with_seed_route() -> Catalog {
+        let mut catalog = crate::catalog::embedded_example();
+        for objects in catalog.clusters.values_mut() {
+            for (policy, port) in objects.wan_policies.values_mut().zip([31100, 31200]) {
+                policy.port = port;
+                policy.port_count = 10;
+            }
+        }
+        let cluster = catalog.clusters.get_mut("cluster-1").expect("cluster-1");
+        let mut problems = Vec::new();
+        crate::catalog::load_manifests(
+            "cluster-1",
+            "wanroute-payment.yaml",
+            super::SEED_ROUTE,
+            cluster,
+            &mut problems,
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        catalog
+    }
+}

@@ -11,6 +11,8 @@ use hyper::header::HeaderName;
 use hyper::{HeaderMap, Method};
 use regex::Regex;
 
+use crate::model::{self, HttpRule, RouteAction};
+
 /// How a path is matched.
 #[derive(Clone, Debug)]
 pub enum PathMatch {
@@ -146,33 +148,74 @@ impl Routes {
     }
 }
 
+impl Routes {
+    /// The routes of a WANRoute's rules and default, each WAN policy a class of its own name.
+    /// Fails, naming the rule and the value, on a regular expression that does not compile or a
+    /// method or header name HTTP cannot carry (the API server and mcwan's own checks refuse
+    /// both before they get here).
+    pub fn from_model(rules: &[HttpRule], default: &RouteAction) -> Result<Self, String> {
+        let action = |a: &RouteAction| match a {
+            RouteAction::WanPolicy(p) => Action::Class(p.clone()),
+            RouteAction::Deny => Action::Deny,
+        };
+        let mut out = Vec::with_capacity(rules.len());
+        for (i, rule) in rules.iter().enumerate() {
+            let mut matches = Vec::with_capacity(rule.matches.len());
+            for (j, m) in rule.matches.iter().enumerate() {
+                let at = format!("spec.http.rules[{i}].matches[{j}]");
+                let method = match &m.method {
+                    Some(name) => Some(
+                        Method::from_bytes(name.as_bytes())
+                            .map_err(|e| format!("{at}.method {name:?}: {e}"))?,
+                    ),
+                    None => None,
+                };
+                let path = match &m.path {
+                    None => None,
+                    Some(model::PathMatch::Exact(p)) => Some(PathMatch::Exact(p.clone())),
+                    Some(model::PathMatch::PathPrefix(p)) => Some(PathMatch::Prefix(p.clone())),
+                    Some(model::PathMatch::RegularExpression(p)) => Some(
+                        PathMatch::regex(p).map_err(|e| format!("{at}.path.value {p:?}: {e}"))?,
+                    ),
+                };
+                let mut headers = Vec::with_capacity(m.headers.len());
+                for (k, h) in m.headers.iter().enumerate() {
+                    let name = HeaderName::from_bytes(h.name.as_bytes())
+                        .map_err(|e| format!("{at}.headers[{k}].name {:?}: {e}", h.name))?;
+                    let value = match &h.value {
+                        model::ValueMatch::Exact(v) => ValueMatch::Exact(v.clone()),
+                        model::ValueMatch::RegularExpression(v) => ValueMatch::regex(v)
+                            .map_err(|e| format!("{at}.headers[{k}].value {v:?}: {e}"))?,
+                    };
+                    headers.push(HeaderMatch { name, value });
+                }
+                matches.push(Match {
+                    method,
+                    path,
+                    headers,
+                });
+            }
+            out.push(Rule {
+                matches,
+                action: action(&rule.action),
+            });
+        }
+        Ok(Self {
+            rules: out,
+            default: action(default),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The seed's story: GET /payment is sensitive (the high-priority class), /stats goes over
-    /// the Internet class, anything else is denied.
+    /// The seed's story as deploy/examples/wanroute-payment.yaml writes it: GET /payment is
+    /// sensitive (the high-priority class), /stats goes over the low-priority one (the
+    /// Internet), anything else is denied.
     pub(crate) fn seed() -> Routes {
-        Routes {
-            rules: vec![
-                Rule {
-                    matches: vec![Match {
-                        method: Some(Method::GET),
-                        path: Some(PathMatch::Prefix("/payment".into())),
-                        headers: vec![],
-                    }],
-                    action: Action::Class("high".into()),
-                },
-                Rule {
-                    matches: vec![Match {
-                        path: Some(PathMatch::Prefix("/stats".into())),
-                        ..Match::default()
-                    }],
-                    action: Action::Class("internet".into()),
-                },
-            ],
-            default: Action::Deny,
-        }
+        crate::l7::seed_routes().unwrap()
     }
 
     fn decide<'a>(r: &'a Routes, m: Method, path: &str) -> (Option<usize>, &'a Action) {
@@ -183,15 +226,18 @@ mod tests {
     #[test]
     fn the_seed_story_decides_as_written() {
         let r = seed();
-        let high = Action::Class("high".into());
-        let internet = Action::Class("internet".into());
+        let high = Action::Class("sd-wan-priority-high".into());
+        let internet = Action::Class("sd-wan-priority-low".into());
         assert_eq!(decide(&r, Method::GET, "/payment"), (Some(0), &high));
         assert_eq!(decide(&r, Method::GET, "/payment/42"), (Some(0), &high));
         assert_eq!(decide(&r, Method::POST, "/payment"), (None, &Action::Deny));
         assert_eq!(decide(&r, Method::GET, "/payments"), (None, &Action::Deny));
         assert_eq!(decide(&r, Method::POST, "/stats"), (Some(1), &internet));
         assert_eq!(decide(&r, Method::GET, "/"), (None, &Action::Deny));
-        assert_eq!(r.classes().collect::<Vec<_>>(), ["high", "internet"]);
+        assert_eq!(
+            r.classes().collect::<Vec<_>>(),
+            ["sd-wan-priority-high", "sd-wan-priority-low"]
+        );
     }
 
     #[test]

@@ -56,23 +56,91 @@ fn an_importer_gets_the_exporters_rules_and_each_class_s_ingress() {
         .map(|c| (c.wan_policy.as_str(), c.tunnel.as_str()))
         .collect();
     assert_eq!(classes, [("high", "business"), ("low", "default")]);
-    // The export's own class reaches cluster-1's gateway at its ingress port...
-    let egress = s
-        .ipvs
-        .egress
-        .iter()
-        .find(|v| v.service == key("payment"))
-        .unwrap();
+    // The export's own class reaches cluster-1's gateway at the ingress port IPVS would use...
+    let own = export_status(&plan(&c, "cluster-1"), "payment").clone();
+    let port_of = |class: Option<&str>| {
+        own.ingress
+            .iter()
+            .find(|i| i.class.as_deref() == class)
+            .map(|i| i.ingress_port)
+            .unwrap()
+    };
     let high = &http.classes[0];
     assert_eq!(high.backends.len(), 1);
     assert_eq!(high.backends[0].cluster, "cluster-1");
     assert_eq!(high.backends[0].service_port, 8080);
-    assert_eq!(high.backends[0].address, egress.reals[0].address);
-    assert_eq!(high.backends[0].port, egress.reals[0].port);
+    assert_eq!(high.backends[0].port, port_of(None));
     assert!((31100..31110).contains(&high.backends[0].port));
-    // ...and the other class has no ingress port there yet.
-    assert!(http.classes[1].backends.is_empty());
-    assert_eq!(http.classes[1].without_ingress, ["cluster-1"]);
+    // ...and the other class at the ingress port cluster-1 allocated in that class's range.
+    let low = &http.classes[1];
+    assert!(low.without_ingress.is_empty());
+    assert_eq!(low.backends.len(), 1);
+    assert_eq!(low.backends[0].cluster, "cluster-1");
+    assert_eq!(low.backends[0].port, port_of(Some("default")));
+    assert_ne!(low.backends[0].port, high.backends[0].port);
+    // The proxy listens on the ClusterSetIP's TCP port: IPVS no longer has it.
+    assert!(!s.ipvs.egress.iter().any(|v| v.service == key("payment")));
+}
+
+#[test]
+fn the_exporter_serves_each_routed_class_on_that_class_s_address_and_range() {
+    let mut c = mk_catalog(2);
+    export_payment(&mut c, "cluster-1", "payment", "high", None);
+    objects(&mut c, "cluster-1")
+        .wan_routes
+        .insert(key("payment"), seed_route("low"));
+    let s = plan(&c, "cluster-1");
+    let ingress: Vec<&VirtualServer> = s
+        .ipvs
+        .ingress
+        .iter()
+        .filter(|v| v.service == key("payment"))
+        .collect();
+    assert_eq!(ingress.len(), 2, "{ingress:?}");
+    let class_of = |vs: &VirtualServer| {
+        s.tunnels
+            .classes
+            .iter()
+            .find(|c| {
+                c.local_address == vs.address
+                    && (c.ingress_ports.0..=c.ingress_ports.1).contains(&vs.port)
+            })
+            .map(|c| c.class.clone())
+    };
+    let mut classes: Vec<Option<String>> = ingress.iter().map(|v| class_of(v)).collect();
+    classes.sort();
+    assert_eq!(classes, [Some("business".into()), Some("default".into())]);
+    // The same ready pods behind both.
+    assert_eq!(ingress[0].reals, ingress[1].reals);
+    assert!(!ingress[0].reals.is_empty());
+    // Without the route, only the export's own class.
+    objects(&mut c, "cluster-1").wan_routes.clear();
+    let s = plan(&c, "cluster-1");
+    assert_eq!(
+        s.ipvs
+            .ingress
+            .iter()
+            .filter(|v| v.service == key("payment"))
+            .count(),
+        1
+    );
+    assert!(export_status(&s, "payment")
+        .ingress
+        .iter()
+        .all(|i| i.class.is_none()));
+}
+
+#[test]
+fn a_service_without_rules_stays_on_ipvs() {
+    let mut c = mk_catalog(2);
+    export_payment(&mut c, "cluster-1", "payment", "high", None);
+    export_payment(&mut c, "cluster-1", "ledger", "high", None);
+    objects(&mut c, "cluster-1")
+        .wan_routes
+        .insert(key("payment"), seed_route("low"));
+    let s = plan(&c, "cluster-2");
+    assert!(s.ipvs.egress.iter().any(|v| v.service == key("ledger")));
+    assert!(import_of(&s, "ledger").http.is_none());
 }
 
 #[test]
