@@ -247,6 +247,9 @@ fn tell(wan: WanKind, dir: &Path) -> Result<()> {
     story(&lab, "payment-high-prio", "secure", "business")?;
     story(&lab, "payment-low-prio", "secure", "default")?;
 
+    step("The L7 story: payment.secure's WANRoute in cluster-1 (deploy/examples/wanroute-payment.yaml): GET /payment is sensitive (business), /stats is not (default), the rest is denied");
+    l7_story(&lab)?;
+
     step("cluster-2's IPVS table (ipvsadm -Ln): each ClusterSetIP balances to the exporting gateways' ingress ports");
     print!("{}", indent(&lab.ipvsadm(2)?));
     if wan == WanKind::Wireguard {
@@ -295,6 +298,54 @@ fn story(lab: &Lab, service: &str, namespace: &str, class: &str) -> Result<()> {
         "   the traffic left cluster-2 on {ifname} (class {class}): +{} bytes",
         after.saturating_sub(before)
     );
+    Ok(())
+}
+
+/// The seed's L7 story: with payment's WANRoute, cluster-2's gateway proxies its ClusterSetIP
+/// and picks the class per request; each request's bytes show on its class's interface, and
+/// the backend says which trace arrived. The route is removed afterwards (payment goes back to
+/// IPVS for the failover below).
+fn l7_story(lab: &Lab) -> Result<()> {
+    let t = Instant::now();
+    let vip = lab.route_payment(Duration::from_secs(60))?;
+    println!(
+        "   cluster-2's gateway took the route ({:.1} s): {vip}:8080 is now its HTTP proxy, no longer an IPVS virtual service",
+        t.elapsed().as_secs_f64()
+    );
+    let trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    for (method, path, headers) in [
+        ("GET", "/payment?size=100000", vec![("traceparent", trace)]),
+        ("GET", "/stats?size=100000", vec![]),
+        ("POST", "/payment", vec![]),
+    ] {
+        let before: Vec<u64> = ["business", "default"]
+            .iter()
+            .map(|c| lab.class_bytes(2, c))
+            .collect::<Result<_>>()?;
+        let reply = lab.http(2, vip, method, path, &headers)?;
+        let moved: Vec<String> = ["business", "default"]
+            .iter()
+            .zip(before)
+            .map(|(c, b)| {
+                Ok(format!(
+                    "{} +{}",
+                    lab.class_interface(c),
+                    lab.class_bytes(2, c)?.saturating_sub(b)
+                ))
+            })
+            .collect::<Result<_>>()?;
+        let sent = if headers.is_empty() {
+            String::new()
+        } else {
+            format!(" (traceparent {trace})")
+        };
+        let first = reply.body.lines().next().unwrap_or_default();
+        println!("   {method} {path}{sent} -> {}: {first:?}", reply.status);
+        println!("      bytes: {}", moved.join(", "));
+    }
+    println!("   (the far side saw the client's trace id, or one the gateway started; mcwan_l7_requests_total counts each by service, class and rule)");
+    lab.unroute_payment(Duration::from_secs(60))?;
+    println!("   route removed: payment is an IPVS virtual service again");
     Ok(())
 }
 

@@ -1,6 +1,6 @@
 //! The whole clusterset end to end (VM tier): three clusters in network namespaces
 //! ([`mcwan::lab`]), each with its gateway on real IPVS, joined by per-class WireGuard tunnels or
-//! by per-class SD-WAN edges; the seed's user stories, failover with the client's outage
+//! by per-class SD-WAN edges; the seed's user stories (the L7 one too), failover with the client's outage
 //! measured, gradual fallback, and a gateway restart under a live connection.
 
 #![allow(clippy::unwrap_used)] // test helpers fail the test on any error
@@ -109,6 +109,180 @@ fn user_stories(lab: &Lab) {
         assert!(Instant::now() < deadline, "{table}");
         std::thread::sleep(Duration::from_millis(500));
     }
+}
+
+/// Runs `request` from cluster-2 and checks which class carried it, as [`call_through`] does:
+/// `class`'s interface counts the payload, the other next to nothing. No class: neither does.
+fn carried_by<T>(lab: &Lab, what: &str, class: Option<&str>, request: impl FnOnce() -> T) -> T {
+    let bytes = |c: &str| lab.class_bytes(2, c).unwrap();
+    let before = [bytes("business"), bytes("default")];
+    let out = request();
+    let moved = [bytes("business") - before[0], bytes("default") - before[1]];
+    for (c, moved) in ["business", "default"].into_iter().zip(moved) {
+        if Some(c) == class {
+            assert!(
+                moved >= PAYLOAD as u64,
+                "{what}: only {moved} bytes on {}",
+                lab.class_interface(c)
+            );
+        } else {
+            assert!(
+                moved < PAYLOAD as u64 / 4,
+                "{what}: {moved} bytes on {} too",
+                lab.class_interface(c)
+            );
+        }
+    }
+    out
+}
+
+/// Waits until `ok` holds for what `probe` gives, at most `limit`; the failure names `what`
+/// and the last value.
+fn wait_until<T: std::fmt::Debug>(
+    limit: Duration,
+    what: &str,
+    mut probe: impl FnMut() -> T,
+    ok: impl Fn(&T) -> bool,
+) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        let v = probe();
+        if ok(&v) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: {v:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The seed's L7 story on payment.secure, as written: with its WANRoute
+/// (deploy/examples/wanroute-payment.yaml) in cluster-1, cluster-2's gateway proxies the
+/// ClusterSetIP's port: GET /payment crosses on the business class, /stats on the default one,
+/// POST /payment is denied there and crosses nothing, and the client's trace id arrives on the
+/// far side (a new one is started for a request without). The per-class counters of cluster-2's
+/// gateway say which tunnel carried what. A WAN cut fails over as on IPVS. Without the route,
+/// payment is back on IPVS.
+fn l7_story(lab: &Lab) {
+    const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    // cluster-1's ingress virtual services (not its ClusterSetIPs, 241.64.0.0/16) with a
+    // payment pod behind them.
+    let routed_pods = || {
+        let table = lab.ipvsadm(1).unwrap();
+        let mut ingress = false;
+        let mut n = 0;
+        for line in table.lines() {
+            if line.starts_with("TCP") || line.starts_with("UDP") {
+                ingress = !line.contains(" 241.64.");
+            } else if ingress && line.contains("-> 10.1.2.11:8080") {
+                n += 1;
+            }
+        }
+        n
+    };
+    let before = routed_pods();
+    let vip = lab.route_payment(Duration::from_secs(30)).unwrap();
+    // The ClusterSetIP's port is the proxy's, not IPVS's; cluster-1 serves payment on one more
+    // class (the same pods behind one more ingress virtual server).
+    let table = lab.ipvsadm(2).unwrap();
+    assert!(!table.contains(&format!("{vip}:8080")), "{table}");
+    wait_until(
+        Duration::from_secs(20),
+        "cluster-1's ingress for the default class",
+        routed_pods,
+        |n| *n == before + 1,
+    );
+
+    let traceparent = format!("00-{TRACE_ID}-00f067aa0ba902b7-01");
+    let sized = |path: &str| format!("{path}?size={PAYLOAD}");
+    let get = carried_by(lab, "GET /payment", Some("business"), || {
+        let headers = [
+            ("traceparent", traceparent.as_str()),
+            ("x-request-id", "seed-1"),
+        ];
+        let reply = lab
+            .http(2, vip, "GET", &sized("/payment"), &headers)
+            .unwrap();
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply
+    });
+    assert_eq!(get.status, 200, "{}", get.body);
+    let seen = get.body.lines().next().unwrap();
+    assert!(seen.starts_with("cluster-1 10.1.2.1"), "{seen}");
+    assert!(
+        seen.contains(&format!("traceparent=00-{TRACE_ID}-")),
+        "{seen}"
+    );
+    assert!(seen.ends_with("request-id=seed-1"), "{seen}");
+    let stats = carried_by(lab, "GET /stats", Some("default"), || {
+        let reply = lab.http(2, vip, "GET", &sized("/stats"), &[]).unwrap();
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply
+    });
+    assert_eq!(stats.status, 200, "{}", stats.body);
+    let seen = stats.body.lines().next().unwrap();
+    assert!(seen.starts_with("cluster-1 10.1.2.1"), "{seen}");
+    // Started for a request without one: a valid traceparent of a new trace.
+    let started = seen
+        .split(' ')
+        .find_map(|w| w.strip_prefix("traceparent="))
+        .unwrap();
+    assert_eq!(started.len(), 55, "{seen}");
+    assert!(
+        started.starts_with("00-") && !started.contains(TRACE_ID),
+        "{seen}"
+    );
+    let denied = carried_by(lab, "POST /payment", None, || {
+        lab.http(2, vip, "POST", &sized("/payment"), &[]).unwrap()
+    });
+    assert_eq!(denied.status, 403, "{}", denied.body);
+    let metrics = lab.metrics(2).unwrap();
+    for series in [
+        r#"mcwan_l7_requests_total{service="secure/payment",class="sd-wan-priority-high",rule="0",code="200"}"#,
+        r#"mcwan_l7_requests_total{service="secure/payment",class="sd-wan-priority-low",rule="1",code="200"}"#,
+        r#"mcwan_l7_requests_total{service="secure/payment",class="deny",rule="default",code="403"}"#,
+    ] {
+        assert!(metrics.contains(series), "{series} not in\n{metrics}");
+    }
+
+    // cluster-1's WAN is cut: its health checks fail and cluster-3 takes GET /payment, as the
+    // IPVS path would; it comes back when the WAN does.
+    let answer = || lab.http(2, vip, "GET", "/payment", &[]).map(|r| r.body);
+    lab.set_wan(1, false).unwrap();
+    wait_until(
+        Duration::from_secs(30),
+        "GET /payment from cluster-3",
+        answer,
+        |b| b.as_deref().is_ok_and(|b| b.starts_with("cluster-3 ")),
+    )
+    .unwrap();
+    lab.set_wan(1, true).unwrap();
+    wait_until(
+        Duration::from_secs(60),
+        "GET /payment from cluster-1",
+        answer,
+        |b| b.as_deref().is_ok_and(|b| b.starts_with("cluster-1 ")),
+    )
+    .unwrap();
+
+    // Without the route, IPVS carries payment again and nothing denies a POST.
+    lab.unroute_payment(Duration::from_secs(30)).unwrap();
+    let post = || {
+        lab.http(2, vip, "POST", "/payment", &[])
+            .map(|r| (r.status, r.body))
+    };
+    wait_until(
+        Duration::from_secs(10),
+        "POST /payment through IPVS",
+        post,
+        |r| matches!(r, Ok((200, _))),
+    )
+    .unwrap();
+    wait_until(
+        Duration::from_secs(20),
+        "cluster-1's ingress without the default class",
+        routed_pods,
+        |n| *n == before,
+    );
 }
 
 /// The real servers of a virtual server in `ipvsadm -Ln` output, as "address:port Masq weight".
@@ -250,6 +424,7 @@ fn restart_keeps_connections(lab: &mut Lab) {
 fn wireguard_clusterset_end_to_end() {
     let (mut lab, _dir) = lab("e2w-", WanKind::Wireguard);
     user_stories(&lab);
+    l7_story(&lab);
     let wg = lab.wg_show(2).unwrap();
     assert!(
         wg.contains("interface: mcw-business") && wg.contains("interface: mcw-default"),
@@ -268,6 +443,7 @@ fn wireguard_clusterset_end_to_end() {
 fn sdwan_clusterset_end_to_end() {
     let (mut lab, _dir) = lab("e2s-", WanKind::Sdwan);
     user_stories(&lab);
+    l7_story(&lab);
     let rules = lab.site(2).gw.ip(&["rule"]).unwrap();
     assert!(rules.contains("fwmark"), "{rules}");
     let outage = failover(&mut lab, "sdwan", |lab| {

@@ -1,6 +1,8 @@
 //! Source NAT for traffic IPVS forwards: packets to our ClusterSetIPs and ingress ports are
 //! marked on the way in, and masqueraded on the way out, so replies come back through the
-//! gateway that balanced them (IPVS masquerade forwarding needs that).
+//! gateway that balanced them (IPVS masquerade forwarding needs that). The L7 proxies set the
+//! same mark on their upstream sockets (SO_MARK), so their connections to the exporting
+//! gateways leave with the address of the link their class's route picked, as IPVS's do.
 //!
 //! Everything lives in mcwan's own nftables table, `inet mcwan`, in chains named `ipvs_*`; each
 //! apply replaces those chains in one atomic `nft -f` transaction and touches nothing else.

@@ -30,6 +30,8 @@ const RETRY: Duration = Duration::from_secs(1);
 const BACKLOG: u32 = 1024;
 
 pub struct L7Proxies {
+    /// The mark the gateway masquerades by, set on the proxies' upstream connections.
+    pub masq_mark: u32,
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
 }
@@ -166,7 +168,11 @@ impl L7Proxies {
             match listen(addr) {
                 Ok(listener) => {
                     info!(listen = %addr, service = %config.service, "L7 proxy listening");
-                    let proxy = ServiceProxy::new(config, self.metrics.l7.clone());
+                    let proxy = ServiceProxy::with_mark(
+                        config,
+                        self.metrics.l7.clone(),
+                        Some(self.masq_mark),
+                    );
                     let stop = CancellationToken::new();
                     tokio::spawn(proxy.clone().serve(listener, stop.clone()));
                     running.insert(addr, Running { proxy, stop });

@@ -185,6 +185,7 @@ pub async fn run(cmd: GatewayCmd) -> anyhow::Result<()> {
         );
         health.register("l7", "L7 proxies not started yet");
         let proxies = l7::L7Proxies {
+            masq_mark: cmd.masq_mark,
             metrics: metrics.clone(),
             health: health.clone(),
         };

@@ -22,10 +22,9 @@ use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{HeaderValue, HOST};
 use hyper::{Request, Response, StatusCode, Uri, Version};
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use super::metrics::{L7Metrics, RequestLabels};
@@ -54,7 +53,7 @@ type Body = BoxBody<Bytes, hyper::Error>;
 /// that come after.
 pub struct ServiceProxy {
     config: ArcSwap<ProxyConfig>,
-    client: Client<HttpConnector, Body>,
+    client: Client<Connector, Body>,
     metrics: L7Metrics,
 }
 
@@ -112,14 +111,83 @@ impl std::fmt::Debug for ServiceProxy {
     }
 }
 
+/// How long connecting to a backend may take before the next one is tried.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Connects to backends (request targets are always `http://IP:PORT`): TCP_NODELAY, a connect
+/// timeout, and the packet mark the gateway masquerades by, so that a connection leaves with
+/// the address of the link its class's route picks and its replies come back that way, as
+/// IPVS's masqueraded connections do.
+#[derive(Clone, Debug)]
+pub struct Connector {
+    mark: Option<u32>,
+}
+
+impl tower_service::Service<Uri> for Connector {
+    type Response = TokioIo<TcpStream>;
+    type Error = std::io::Error;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = std::io::Result<Self::Response>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let mark = self.mark;
+        Box::pin(async move {
+            let addr: SocketAddr = uri
+                .authority()
+                .and_then(|a| a.as_str().parse().ok())
+                .ok_or_else(|| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        format!("{uri}: not an address and port"),
+                    )
+                })?;
+            let socket = match addr {
+                SocketAddr::V4(_) => TcpSocket::new_v4()?,
+                SocketAddr::V6(_) => TcpSocket::new_v6()?,
+            };
+            if let Some(mark) = mark {
+                use std::os::fd::AsFd as _;
+                nix::sys::socket::setsockopt(
+                    &socket.as_fd(),
+                    nix::sys::socket::sockopt::Mark,
+                    &mark,
+                )
+                .map_err(std::io::Error::from)?;
+            }
+            socket.set_nodelay(true)?;
+            let stream = tokio::time::timeout(CONNECT_TIMEOUT, socket.connect(addr))
+                .await
+                .map_err(|_| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("connecting to {addr} timed out"),
+                    )
+                })??;
+            Ok(TokioIo::new(stream))
+        })
+    }
+}
+
 impl ServiceProxy {
+    /// A proxy whose upstream connections carry no packet mark.
     pub fn new(config: ProxyConfig, metrics: L7Metrics) -> Arc<Self> {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(std::time::Duration::from_secs(2)));
+        Self::with_mark(config, metrics, None)
+    }
+
+    /// A proxy whose upstream connections carry packet mark `mark` (SO_MARK; needs
+    /// CAP_NET_ADMIN).
+    pub fn with_mark(config: ProxyConfig, metrics: L7Metrics, mark: Option<u32>) -> Arc<Self> {
         Arc::new(Self {
             config: ArcSwap::from_pointee(config),
-            client: Client::builder(TokioExecutor::new()).build(connector),
+            client: Client::builder(TokioExecutor::new()).build(Connector { mark }),
             metrics,
         })
     }
@@ -339,6 +407,34 @@ mod tests {
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             weight,
         }
+    }
+
+    #[tokio::test]
+    async fn upstream_connections_carry_the_masquerade_mark() {
+        use std::os::fd::AsFd as _;
+        use tower_service::Service as _;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let uri: Uri = format!("http://{}/", listener.local_addr().unwrap())
+            .parse()
+            .unwrap();
+        // SO_MARK needs CAP_NET_ADMIN, which the gateway has; unprivileged, the connect fails.
+        let io = Connector {
+            mark: Some(0x0010_0000),
+        }
+        .call(uri.clone())
+        .await
+        .unwrap();
+        let mark =
+            nix::sys::socket::getsockopt(&io.inner().as_fd(), nix::sys::socket::sockopt::Mark);
+        assert_eq!(mark.unwrap(), 0x0010_0000);
+        let io = Connector { mark: None }.call(uri).await.unwrap();
+        let mark =
+            nix::sys::socket::getsockopt(&io.inner().as_fd(), nix::sys::socket::sockopt::Mark);
+        assert_eq!(mark.unwrap(), 0);
+        let bad = Connector { mark: None }
+            .call("http://payment.secure:8080/".parse().unwrap())
+            .await;
+        assert_eq!(bad.unwrap_err().kind(), std::io::ErrorKind::InvalidInput);
     }
 
     #[test]

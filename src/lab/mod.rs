@@ -324,6 +324,48 @@ impl Lab {
         )
     }
 
+    /// Writes the seed's WANRoute for payment.secure ([`crate::l7::SEED_ROUTE`]) into
+    /// cluster-1's catalog and waits until cluster-2's gateway proxies payment's ClusterSetIP
+    /// (a POST /payment is denied there). Returns the ClusterSetIP.
+    pub fn route_payment(&self, limit: Duration) -> Result<IpAddr> {
+        let vip = self.resolve(2, "payment", "secure")?;
+        self.write_manifest(1, SEED_ROUTE_FILE, crate::l7::SEED_ROUTE)?;
+        let deadline = Instant::now() + limit;
+        loop {
+            match self.http(2, vip, "POST", "/payment", &[]) {
+                Ok(r) if r.status == 403 => return Ok(vip),
+                last => {
+                    if Instant::now() > deadline {
+                        bail!("cluster-2's gateway did not take payment's WANRoute within {limit:?}: {last:?}");
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Removes the seed's WANRoute and waits until payment's ClusterSetIP is an IPVS virtual
+    /// service of cluster-2's gateway again.
+    pub fn unroute_payment(&self, limit: Duration) -> Result<()> {
+        let vip = self.resolve(2, "payment", "secure")?;
+        self.remove_manifest(1, SEED_ROUTE_FILE)?;
+        let deadline = Instant::now() + limit;
+        let service = format!("{vip}:{}", catalog::SERVICE_PORT);
+        while !self.ipvsadm(2)?.contains(&service) {
+            if Instant::now() > deadline {
+                bail!("payment's ClusterSetIP {service} is not back in cluster-2's IPVS within {limit:?}");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Ok(())
+    }
+
+    /// Removes a manifest file of a cluster; the gateways pick it up.
+    pub fn remove_manifest(&self, i: u8, file: &str) -> Result<()> {
+        let path = self.catalog_dir().join(format!("cluster-{i}")).join(file);
+        std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))
+    }
+
     pub fn site(&self, i: u8) -> &Site {
         &self.sites[usize::from(i - 1)]
     }
@@ -493,6 +535,40 @@ impl Lab {
         )
     }
 
+    /// An HTTP/1.1 request from cluster `i`'s client pod to `vip` on the service port.
+    pub fn http(
+        &self,
+        i: u8,
+        vip: IpAddr,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<HttpReply> {
+        let to = SocketAddr::new(vip, catalog::SERVICE_PORT).to_string();
+        let (method, path) = (method.to_owned(), path.to_owned());
+        let headers: Vec<(String, String)> = headers
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect();
+        self.site(i).client.enter(move || {
+            let headers: Vec<(&str, &str)> = headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect();
+            http_request(&to, &method, &path, &headers)
+        })?
+    }
+
+    /// Cluster `i`'s gateway's `/metrics`.
+    pub fn metrics(&self, i: u8) -> Result<String> {
+        let (status, body) = self
+            .site(i)
+            .gw
+            .enter(|| http_get("127.0.0.1:9641", "/metrics"))??;
+        anyhow::ensure!(status == 200, "cluster-{i}'s /metrics answered {status}");
+        Ok(body)
+    }
+
     /// `ipvsadm -Ln` in cluster `i`'s gateway.
     pub fn ipvsadm(&self, i: u8) -> Result<String> {
         self.site(i).gw.exec("ipvsadm", &["-Ln"])
@@ -597,24 +673,83 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
     Ok(())
 }
 
+/// The file of cluster-1's catalog that [`Lab::route_payment`] writes.
+const SEED_ROUTE_FILE: &str = "payment.wanroute.yaml";
+
 /// A plain HTTP GET: (status, body).
 pub fn http_get(addr: &str, path: &str) -> Result<(u16, String)> {
+    let reply = http_request(addr, "GET", path, &[])?;
+    Ok((reply.status, reply.body))
+}
+
+/// An HTTP/1.1 answer.
+#[derive(Clone, Debug)]
+pub struct HttpReply {
+    pub status: u16,
+    /// Header names lower-cased.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+/// One HTTP/1.1 request on a connection of its own (`Connection: close`): `method` `path` to
+/// `addr`, with `headers`.
+pub fn http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<HttpReply> {
     use std::io::{Read as _, Write as _};
-    let mut s = std::net::TcpStream::connect(addr)?;
+    let mut s =
+        std::net::TcpStream::connect(addr).with_context(|| format!("cannot connect to {addr}"))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: lab\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw)?;
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: lab\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    s.write_all(request.as_bytes())?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let raw = String::from_utf8_lossy(&raw);
     let (head, body) = raw.split_once("\r\n\r\n").context("no HTTP header")?;
-    let status = head
-        .split(' ')
-        .nth(1)
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
         .and_then(|s| s.parse().ok())
         .context("no HTTP status")?;
-    Ok((status, body.to_owned()))
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    let body = if chunked {
+        dechunk(body).context("a bad chunked body")?
+    } else {
+        body.to_owned()
+    };
+    Ok(HttpReply {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// A chunked HTTP/1.1 body's content.
+pub(crate) fn dechunk(mut body: &str) -> Option<String> {
+    let mut out = String::new();
+    loop {
+        let (size, rest) = body.split_once("\r\n")?;
+        let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
+        if size == 0 {
+            return Some(out);
+        }
+        out.push_str(rest.get(..size)?);
+        body = rest.get(size..)?.strip_prefix("\r\n")?;
+    }
 }
 
 #[cfg(test)]
