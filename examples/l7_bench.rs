@@ -3,8 +3,10 @@
 //! on one thread (a current-thread runtime) so that their CPU time compares per core. Each prints its listening
 //! address on stdout, then serves until killed.
 //!
-//!   cargo run --release --example l7_bench -- backend
-//!   cargo run --release --example l7_bench -- proxy 127.0.0.1:PORT
+//!   cargo run --release --example l7_bench -- backend [LISTEN]
+//!   cargo run --release --example l7_bench -- proxy 127.0.0.1:PORT [LISTEN]
+//!
+//! LISTEN defaults to 127.0.0.1 on a free port.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -18,8 +20,8 @@ use mcwan::l7::proxy::{Backend, ProxyConfig, ServiceProxy};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-async fn backend() -> std::io::Result<()> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
+async fn backend(listen: SocketAddr) -> std::io::Result<()> {
+    let listener = TcpListener::bind(listen).await?;
     println!("{}", listener.local_addr()?);
     loop {
         let (stream, _) = listener.accept().await?;
@@ -35,7 +37,7 @@ async fn backend() -> std::io::Result<()> {
     }
 }
 
-async fn proxy(backend: SocketAddr) -> std::io::Result<()> {
+async fn proxy(backend: SocketAddr, listen: SocketAddr) -> std::io::Result<()> {
     // The seed's WANRoute: GET /payment over the high-priority class, the rest as written.
     let routes = mcwan::l7::seed_routes().map_err(std::io::Error::other)?;
     let config = ProxyConfig {
@@ -49,7 +51,7 @@ async fn proxy(backend: SocketAddr) -> std::io::Result<()> {
             }],
         )]),
     };
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let listener = TcpListener::bind(listen).await?;
     println!("{}", listener.local_addr()?);
     ServiceProxy::new(config, L7Metrics::default())
         .serve(listener, CancellationToken::new())
@@ -57,22 +59,25 @@ async fn proxy(backend: SocketAddr) -> std::io::Result<()> {
     Ok(())
 }
 
+fn addr(text: &str) -> std::io::Result<SocketAddr> {
+    text.parse()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{text}: {e}")))
+}
+
 fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let any = "127.0.0.1:0";
     match args.as_slice() {
-        [mode] if mode == "backend" => runtime.block_on(backend()),
-        [mode, addr] if mode == "proxy" => {
-            let addr = addr.parse().map_err(|e| {
-                std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{addr}: {e}"))
-            })?;
-            runtime.block_on(proxy(addr))
-        }
+        [mode] if mode == "backend" => runtime.block_on(backend(addr(any)?)),
+        [mode, listen] if mode == "backend" => runtime.block_on(backend(addr(listen)?)),
+        [mode, to] if mode == "proxy" => runtime.block_on(proxy(addr(to)?, addr(any)?)),
+        [mode, to, listen] if mode == "proxy" => runtime.block_on(proxy(addr(to)?, addr(listen)?)),
         _ => Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
-            "usage: l7_bench backend | l7_bench proxy BACKEND_ADDR",
+            "usage: l7_bench backend [LISTEN] | l7_bench proxy BACKEND_ADDR [LISTEN]",
         )),
     }
 }
