@@ -11,12 +11,13 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
 use mcwan::l7::metrics::L7Metrics;
-use mcwan::l7::proxy::{Backend, ProxyConfig, ServiceProxy};
+use mcwan::l7::proxy::{Backend, ProxyConfig, ProxyOptions, ServiceProxy};
 use mcwan::l7::route::Routes;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
@@ -119,6 +120,10 @@ struct Proxied {
 }
 
 async fn start(extra_high: Vec<Backend>) -> Proxied {
+    start_with(extra_high, ProxyOptions::default()).await
+}
+
+async fn start_with(extra_high: Vec<Backend>, options: ProxyOptions) -> Proxied {
     let (high_addr, high) = ingress("high").await;
     let (internet_addr, internet) = ingress("internet").await;
     let mut high_backends = extra_high;
@@ -143,7 +148,7 @@ async fn start(extra_high: Vec<Backend>) -> Proxied {
     let metrics = L7Metrics::default();
     let mut registry = Registry::default();
     metrics.register(&mut registry);
-    let proxy = ServiceProxy::new(config, metrics);
+    let proxy = ServiceProxy::with_options(config, metrics, options);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let stop = CancellationToken::new();
@@ -332,5 +337,69 @@ async fn an_unreachable_gateway_is_skipped_and_a_drained_one_not_used() {
         "{body}"
     );
     assert_eq!(p.high.lock().unwrap().len(), 5);
+    p.stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_client_is_dropped_and_connections_beyond_the_limit_wait() {
+    let options = ProxyOptions {
+        max_connections: 1,
+        client_timeout: Duration::from_millis(600),
+        ..ProxyOptions::default()
+    };
+    let p = start_with(Vec::new(), options).await;
+    let addr = p.url.trim_start_matches("http://").to_owned();
+    // A client that connects and says nothing holds the only slot...
+    let silent = std::net::TcpStream::connect(&addr).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    let url = format!("{}/payment", p.url);
+    let waited = tokio::task::spawn_blocking(move || curl(&[&url]));
+    // ...until its time to send a request head runs out: the proxy closes it.
+    let closed = blocking(move || {
+        let mut buf = [0u8; 16];
+        std::io::Read::read(&mut &silent, &mut buf)
+    })
+    .await;
+    assert!(matches!(closed, Ok(0)), "{closed:?}");
+    // The request that waited in the backlog is served then.
+    let (code, body) = waited.await.unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "served after {:?}, before the slot was free",
+        started.elapsed()
+    );
+    // A client idle after its request is closed too, and frees its slot.
+    let addr2 = addr.clone();
+    let idle = blocking(move || {
+        use std::io::{Read as _, Write as _};
+        let mut s = std::net::TcpStream::connect(&addr2).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"GET /payment HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        let started = Instant::now();
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => {
+                    return Ok((
+                        String::from_utf8_lossy(&got).into_owned(),
+                        started.elapsed(),
+                    ))
+                }
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) => return Err(e),
+            }
+        }
+    })
+    .await;
+    let (answer, open_for) = idle.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(open_for < Duration::from_secs(3), "{open_for:?}");
     p.stop.cancel();
 }

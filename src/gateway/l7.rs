@@ -21,7 +21,7 @@ use tracing::{error, info, warn};
 
 use crate::admin::{Health, Metrics};
 use crate::desired::{DesiredState, Import};
-use crate::l7::proxy::{Backend, ProxyConfig, ServiceProxy};
+use crate::l7::proxy::{Backend, ProxyConfig, ProxyOptions, ServiceProxy};
 use crate::l7::route::Routes;
 use crate::model::Protocol;
 
@@ -168,11 +168,12 @@ impl L7Proxies {
             match listen(addr) {
                 Ok(listener) => {
                     info!(listen = %addr, service = %config.service, "L7 proxy listening");
-                    let proxy = ServiceProxy::with_mark(
-                        config,
-                        self.metrics.l7.clone(),
-                        Some(self.masq_mark),
-                    );
+                    let options = ProxyOptions {
+                        upstream_mark: Some(self.masq_mark),
+                        ..ProxyOptions::default()
+                    };
+                    let proxy =
+                        ServiceProxy::with_options(config, self.metrics.l7.clone(), options);
                     let stop = CancellationToken::new();
                     tokio::spawn(proxy.clone().serve(listener, stop.clone()));
                     running.insert(addr, Running { proxy, stop });

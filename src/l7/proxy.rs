@@ -55,6 +55,7 @@ pub struct ServiceProxy {
     config: ArcSwap<ProxyConfig>,
     client: Client<Connector, Body>,
     metrics: L7Metrics,
+    options: ProxyOptions,
 }
 
 fn empty() -> Body {
@@ -176,19 +177,46 @@ impl tower_service::Service<Uri> for Connector {
     }
 }
 
+/// How a proxy treats its connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProxyOptions {
+    /// The packet mark of upstream connections (SO_MARK; needs CAP_NET_ADMIN).
+    pub upstream_mark: Option<u32>,
+    /// Client connections served at once; beyond them, new ones wait in the listen backlog.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's head (HTTP/1), and how long an HTTP/2
+    /// client may leave a keep-alive ping unanswered, before its connection is closed.
+    pub client_timeout: std::time::Duration,
+}
+
+impl Default for ProxyOptions {
+    fn default() -> Self {
+        Self {
+            upstream_mark: None,
+            max_connections: 4096,
+            client_timeout: std::time::Duration::from_secs(30),
+        }
+    }
+}
+
 impl ServiceProxy {
-    /// A proxy whose upstream connections carry no packet mark.
+    /// A proxy with the default [`ProxyOptions`].
     pub fn new(config: ProxyConfig, metrics: L7Metrics) -> Arc<Self> {
-        Self::with_mark(config, metrics, None)
+        Self::with_options(config, metrics, ProxyOptions::default())
     }
 
-    /// A proxy whose upstream connections carry packet mark `mark` (SO_MARK; needs
-    /// CAP_NET_ADMIN).
-    pub fn with_mark(config: ProxyConfig, metrics: L7Metrics, mark: Option<u32>) -> Arc<Self> {
+    pub fn with_options(
+        config: ProxyConfig,
+        metrics: L7Metrics,
+        options: ProxyOptions,
+    ) -> Arc<Self> {
         Arc::new(Self {
             config: ArcSwap::from_pointee(config),
-            client: Client::builder(TokioExecutor::new()).build(Connector { mark }),
+            client: Client::builder(TokioExecutor::new()).build(Connector {
+                mark: options.upstream_mark,
+            }),
             metrics,
+            options,
         })
     }
 
@@ -196,9 +224,30 @@ impl ServiceProxy {
         self.config.store(Arc::new(config));
     }
 
-    /// Serves connections from `listener` until `stop` is cancelled.
+    /// Serves connections from `listener` until `stop` is cancelled, at most
+    /// [`ProxyOptions::max_connections`] at once; a client that sends no request head within
+    /// [`ProxyOptions::client_timeout`] is disconnected.
     pub async fn serve(self: Arc<Self>, listener: TcpListener, stop: CancellationToken) {
+        let slots = Arc::new(tokio::sync::Semaphore::new(self.options.max_connections));
+        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(self.options.client_timeout);
+        builder
+            .http2()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .keep_alive_interval(self.options.client_timeout / 2)
+            .keep_alive_timeout(self.options.client_timeout / 2);
+        let builder = Arc::new(builder);
         loop {
+            let slot = tokio::select! {
+                () = stop.cancelled() => return,
+                slot = slots.clone().acquire_owned() => match slot {
+                    Ok(s) => s,
+                    Err(_) => return,
+                },
+            };
             let (stream, _) = tokio::select! {
                 () = stop.cancelled() => return,
                 accepted = listener.accept() => match accepted {
@@ -213,12 +262,23 @@ impl ServiceProxy {
             let _ = stream.set_nodelay(true);
             let proxy = self.clone();
             let stop = stop.clone();
+            let builder = builder.clone();
             tokio::spawn(async move {
+                let _slot = slot;
+                // Until a client's first bytes tell HTTP/1 from HTTP/2, neither protocol's
+                // timers run: a client that sends nothing is dropped here.
+                let timeout = proxy.options.client_timeout;
+                let mut first = [0u8; 1];
+                if !matches!(
+                    tokio::time::timeout(timeout, stream.peek(&mut first)).await,
+                    Ok(Ok(1))
+                ) {
+                    return;
+                }
                 let service = hyper::service::service_fn(move |req| {
                     let proxy = proxy.clone();
                     async move { Ok::<_, Infallible>(proxy.handle(req).await) }
                 });
-                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                 let conn = builder.serve_connection(TokioIo::new(stream), service);
                 tokio::select! {
                     () = stop.cancelled() => {}
