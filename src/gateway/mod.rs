@@ -189,11 +189,11 @@ pub async fn run(cmd: GatewayCmd) -> anyhow::Result<()> {
             metrics: metrics.clone(),
             health: health.clone(),
         };
-        tasks.spawn(
-            proxies
-                .run(reconciler.subscribe(), cancel.child_token())
-                .instrument(info_span!("l7")),
-        );
+        tasks.spawn(l7::run_on_own_thread(
+            proxies,
+            reconciler.subscribe(),
+            cancel.child_token(),
+        ));
         health.register("wan", "tunnels or SD-WAN hand-off not applied yet");
         let wan = wan::WanDataplane {
             private_key: cmd.wireguard_private_key.clone(),
