@@ -76,7 +76,7 @@ pub(super) fn statuses(ctx: &Context<'_>) -> Vec<ExportStatus> {
                         let extra = own
                             .into_iter()
                             .flat_map(|o| o.range(key.on_class(Some(&String::new()))..))
-                            .take_while(|(k, _)| k.on_class(None) == key);
+                            .take_while(|(k, _)| k.same_port(&key));
                         ingress.extend(extra.map(|(k, port)| IngressPort {
                             protocol: p.protocol,
                             service_port: p.port,

@@ -164,7 +164,7 @@ pub(super) fn tables(
                 let allocated = own_ports
                     .into_iter()
                     .flat_map(|m| m.range(&key..))
-                    .take_while(|(k, _)| k.on_class(None) == key);
+                    .take_while(|(k, _)| k.same_port(&key));
                 for (k, ingress_port) in allocated {
                     let class = k.class.as_ref().unwrap_or(&policy.tunnel);
                     let Some(address) = gateway_address(ctx, ctx.cluster_id, class) else {

@@ -82,6 +82,11 @@ impl IngressKey {
             ..self.clone()
         }
     }
+
+    /// Whether `other` is the same service port, on whichever class.
+    pub fn same_port(&self, other: &Self) -> bool {
+        self.port == other.port && self.protocol == other.protocol && self.service == other.service
+    }
 }
 
 /// One cluster's ingress ports.

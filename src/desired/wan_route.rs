@@ -243,7 +243,7 @@ pub(super) fn apply(
     imports: &mut [Import],
     problems: &mut Vec<Problem>,
 ) {
-    let mut proxied: Vec<(IpAddr, u16)> = Vec::new();
+    let mut proxied: std::collections::BTreeSet<(IpAddr, u16)> = std::collections::BTreeSet::new();
     for (key, candidates) in routes {
         let Some((source, route)) = candidates.first() else {
             continue;
