@@ -24,9 +24,11 @@
 //!
 //! Every query sees one whole zone, old or new. [`answer`] runs the request
 //! path on raw bytes without sockets: the UDP loop calls it for each datagram,
-//! tests and the fuzz target call it directly, and hickory-server's TCP (or,
-//! with [`UdpPath::Hickory`], UDP) handling runs the same decision on the
-//! request it has parsed, so every path answers with the same bytes.
+//! our TCP loop and tests and the fuzz target call it directly, so UDP and TCP
+//! answer with the same bytes. The encoder primes name compression with the
+//! question, so an answer's owner name is a two-octet pointer to it. With
+//! [`UdpPath::Hickory`], hickory-server's UDP handling runs the same decision
+//! on the request it has parsed but encodes it itself, without that pointer.
 //!
 //! Names served, for `<svc>` in namespace `<ns>` and zone `<zone>`:
 //! `<svc>.<ns>.svc.<zone>` (A/AAAA), `_<port>._<proto>.<svc>.<ns>.svc.<zone>`

@@ -158,6 +158,7 @@ impl<'z> Reply<'z> {
         let mut buffer = Vec::with_capacity(512);
         let mut encoder = BinEncoder::new(&mut buffer);
         encoder.set_max_size(self.limit);
+        prime_question(&mut encoder, queries);
         if self.message(queries).destructive_emit(&mut encoder).is_ok() {
             return buffer;
         }
@@ -186,11 +187,51 @@ impl<'z> Reply<'z> {
         let mut buffer = Vec::with_capacity(usize::from(limit));
         let mut encoder = BinEncoder::new(&mut buffer);
         encoder.set_max_size(limit);
+        prime_question(&mut encoder, queries);
         matches!(
             self.message(queries).destructive_emit(&mut encoder),
             Ok(info) if !info.truncation
         )
     }
+}
+
+/// Lets the answer's names point into the question, as other authoritative
+/// servers do: an answer's owner name is then two octets, not the whole name.
+///
+/// hickory-server writes the question as the client sent it but remembers it
+/// only as one piece (name, type and class together), which no name matches.
+/// So the question is written here first, at the offset the message will put
+/// it, and every suffix of its name is remembered as a compression target;
+/// emitting the message then writes the same octets over it (the header
+/// before it, the question at the same place), so the remembered offsets hold.
+/// A question that is not a plain uncompressed name primes nothing.
+fn prime_question(encoder: &mut BinEncoder<'_>, queries: &Queries) {
+    let question = queries.as_bytes();
+    if queries.len() != 1 || encoder.emit_vec(&[0; HEADER_LEN]).is_err() {
+        encoder.set_offset(0);
+        return;
+    }
+    let mut starts = Vec::with_capacity(8);
+    let mut at = 0;
+    let name_end = loop {
+        match question.get(at) {
+            Some(0) => break Some(at),
+            Some(&len) if len & 0xC0 == 0 => {
+                starts.push(at);
+                at += 1 + usize::from(len);
+            }
+            _ => break None,
+        }
+    };
+    if let Some(end) = name_end {
+        // hickory remembers a name's labels without the root label that ends it.
+        if encoder.emit_vec(&question[..end]).is_ok() {
+            for start in starts {
+                encoder.store_label_pointer(HEADER_LEN + start, HEADER_LEN + end);
+            }
+        }
+    }
+    encoder.set_offset(0);
 }
 
 /// A response holding nothing but its header.

@@ -5,8 +5,11 @@
 //! request path on each message. UDP is served either by a receive loop of our
 //! own that runs the same path in place ([`UdpPath::Direct`], the default and
 //! the faster one) or by hickory-server's `Server` with a request handler on
-//! the zone ([`UdpPath::Hickory`]). All give the same bytes: they share the
-//! request path.
+//! the zone ([`UdpPath::Hickory`]). TCP and the direct UDP loop give the same
+//! bytes: they share the request path and its encoder. The hickory path makes
+//! the same decision (the same records, flags and truncation) but is encoded by
+//! hickory-server, whose answers do not point into the question, so its owner
+//! names are written out in full.
 
 mod bind;
 mod error;

@@ -11,7 +11,9 @@ pub enum UdpPath {
     /// A loop of ours answers each datagram in place.
     #[default]
     Direct,
-    /// hickory-server reads the sockets, as it does TCP.
+    /// hickory-server reads the sockets and encodes the answers: the same
+    /// records as the direct path, but owner names are not compressed against
+    /// the question, so answers are larger.
     Hickory,
 }
 

@@ -291,6 +291,34 @@ fn names_outside_the_zone_are_refused() {
     }
 }
 
+/// The answer's owner name is a pointer to the question (offset 12), whatever
+/// the case of the question, on UDP and TCP alike.
+#[test]
+fn answer_owner_names_point_to_the_question() {
+    for name in [
+        "web.shop.svc.clusterset.local.",
+        "Web.SHOP.svc.ClusterSet.local.",
+    ] {
+        let request = query(name, RecordType::A).to_vec().unwrap();
+        let question_len = request.len() - 12;
+        for transport in [Transport::Udp, Transport::Tcp] {
+            let bytes = answer(&fixture_zone(), &request, transport).unwrap();
+            let owner = 12 + question_len;
+            assert_eq!(
+                &bytes[owner..owner + 2],
+                [0xC0, 0x0C],
+                "{name} {transport:?}"
+            );
+            // Pointer, TYPE, CLASS, TTL, RDLENGTH, an IPv4 address.
+            assert_eq!(bytes.len(), owner + 2 + 10 + 4, "{name} {transport:?}");
+        }
+        assert_eq!(
+            answer(&fixture_zone(), &request, Transport::Udp),
+            answer(&fixture_zone(), &request, Transport::Tcp)
+        );
+    }
+}
+
 #[test]
 fn names_match_case_insensitively_and_echo_the_query_case() {
     let response = ask_udp(

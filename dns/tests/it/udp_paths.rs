@@ -41,7 +41,7 @@ fn requests() -> Vec<Vec<u8>> {
 }
 
 #[tokio::test]
-async fn both_udp_paths_answer_exactly_like_the_pure_path() {
+async fn both_udp_paths_answer_like_the_pure_path() {
     let zone = fixture_zone();
     let expected: Vec<Vec<u8>> = requests()
         .iter()
@@ -55,12 +55,23 @@ async fn both_udp_paths_answer_exactly_like_the_pure_path() {
         let server = TestServer::start_with(fixture_zone(), &options).await;
         for (request, expected) in requests().iter().zip(&expected) {
             let got = raw_udp(server.addr, request).await;
-            assert_eq!(
-                &got,
-                expected,
-                "{udp_path:?}: {:?}",
-                Message::from_vec(&got)
-            );
+            match udp_path {
+                // Our encoder: the very same octets.
+                UdpPath::Direct => assert_eq!(
+                    &got,
+                    expected,
+                    "{udp_path:?}: {:?}",
+                    Message::from_vec(&got)
+                ),
+                // hickory-server's encoder does not point into the question:
+                // the same message, never a smaller one.
+                UdpPath::Hickory => {
+                    let got_message = Message::from_vec(&got).unwrap();
+                    let expected_message = Message::from_vec(expected).unwrap();
+                    assert_eq!(got_message, expected_message, "{udp_path:?}");
+                    assert!(got.len() >= expected.len(), "{udp_path:?}");
+                }
+            }
         }
         server.stop().await;
     }
