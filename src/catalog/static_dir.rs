@@ -71,6 +71,16 @@ impl CatalogDir {
 
     /// Reads the directory as it is now.
     pub fn load(&mut self) -> Result<Catalog, CatalogError> {
+        self.load_changed(None)
+    }
+
+    /// Reads the directory as it is now, given the paths changed since the last load: a
+    /// manifest file loaded before and not among them (nor under one of them) is taken as it
+    /// was, unread. `None` reads every file.
+    pub fn load_changed(
+        &mut self,
+        changed: Option<&BTreeSet<PathBuf>>,
+    ) -> Result<Catalog, CatalogError> {
         let dir = self.dir.clone();
         let path = dir.join(CLUSTERSET_FILE);
         let text = std::fs::read_to_string(&path).map_err(|source| CatalogError::Read {
@@ -124,6 +134,15 @@ impl CatalogDir {
             }
             for file in manifest_files(&cluster_dir, &mut catalog.problems, id) {
                 seen.insert(file.clone());
+                if let Some(changed) = changed {
+                    if !may_have_changed(&file, changed) {
+                        if let Some(state) = self.files.get(&file) {
+                            merge(id, objects, &state.objects, &mut catalog.problems);
+                            catalog.problems.extend(state.problems.iter().cloned());
+                            continue;
+                        }
+                    }
+                }
                 let text = match std::fs::read_to_string(&file) {
                     Ok(text) => text,
                     Err(e) => {
@@ -226,6 +245,12 @@ impl FileState {
             good,
         }
     }
+}
+
+/// Whether `file` is, or lies under, one of the `changed` paths. A file symlink always may
+/// have: its target can change without an event in the directory.
+fn may_have_changed(file: &Path, changed: &BTreeSet<PathBuf>) -> bool {
+    file.ancestors().any(|p| changed.contains(p)) || file.is_symlink()
 }
 
 /// Adds to `objects` every object of `good` it lacks; returns what was added.

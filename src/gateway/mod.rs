@@ -285,7 +285,7 @@ pub async fn run(cmd: GatewayCmd) -> anyhow::Result<()> {
 struct WatchedCatalog {
     dir: std::path::PathBuf,
     _watcher: notify::RecommendedWatcher,
-    changes: tokio::sync::mpsc::Receiver<watch::Change>,
+    changes: watch::Changes,
     hangups: tokio::signal::unix::Signal,
 }
 
@@ -307,12 +307,14 @@ async fn follow_catalog(
     } = source;
     let mut applied: Option<catalog::Catalog> = None;
     let mut loader = catalog::CatalogDir::new(&dir);
+    // What changed since the last load; `None`: anything may have.
+    let mut changed: watch::ChangedPaths = None;
     loop {
         // Loading and planning a large catalog takes a while: keep it off the async workers,
         // so DNS goes on answering from the current zone meanwhile.
         let loaded = tokio::task::block_in_place(|| {
             let started = std::time::Instant::now();
-            let loaded = loader.load();
+            let loaded = loader.load_changed(changed.take().as_ref());
             debug!(
                 load_ms = started.elapsed().as_millis() as u64,
                 "catalog read"
@@ -333,9 +335,10 @@ async fn follow_catalog(
             tokio::select! {
                 _ = cancel.cancelled() => return Ok(()),
                 change = next_change(&mut changes) => {
-                    if change.is_none() {
+                    let Some(paths) = change else {
                         anyhow::bail!("the catalog watcher stopped");
-                    }
+                    };
+                    changed = paths;
                     break;
                 }
                 Some(()) = hangups.recv() => {
