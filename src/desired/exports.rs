@@ -63,26 +63,20 @@ pub(super) fn statuses(ctx: &Context<'_>) -> Vec<ExportStatus> {
                             port: p.port,
                             class: None,
                         };
-                        match own.and_then(|o| o.get(&key)) {
-                            Some(port) => ingress.push(IngressPort {
+                        // The export's own class, then the classes its WANRoute sends
+                        // requests over.
+                        let before = ingress.len();
+                        ingress.extend(own.into_iter().flat_map(|o| o.of_port(&key)).map(
+                            |(k, port)| IngressPort {
                                 protocol: p.protocol,
                                 service_port: p.port,
                                 ingress_port: *port,
-                                class: None,
-                            }),
-                            None => missing.push(format!("{}/{}", p.port, p.protocol)),
+                                class: k.class.clone(),
+                            },
+                        ));
+                        if ingress.get(before).is_none_or(|i| i.class.is_some()) {
+                            missing.push(format!("{}/{}", p.port, p.protocol));
                         }
-                        // The ports of other classes its WANRoute sends requests over.
-                        let extra = own
-                            .into_iter()
-                            .flat_map(|o| o.range(key.on_class(Some(&String::new()))..))
-                            .take_while(|(k, _)| k.same_port(&key));
-                        ingress.extend(extra.map(|(k, port)| IngressPort {
-                            protocol: p.protocol,
-                            service_port: p.port,
-                            ingress_port: *port,
-                            class: k.class.clone(),
-                        }));
                     }
                 }
             }

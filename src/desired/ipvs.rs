@@ -159,27 +159,23 @@ pub(super) fn tables(
                     port: port.port,
                     class: None,
                 };
-                // The export's own class first (class None sorts first), then each class a
-                // WANRoute sends requests over: the same pods behind each.
-                let allocated = own_ports
+                // The same ready pods behind the export's own class and each class a WANRoute
+                // sends requests over.
+                let reals: Vec<RealServer> = objects
+                    .ready_backends(&service.key, own_port)
                     .into_iter()
-                    .flat_map(|m| m.range(&key..))
-                    .take_while(|(k, _)| k.same_port(&key));
-                for (k, ingress_port) in allocated {
+                    .map(|(address, port)| RealServer {
+                        address,
+                        port,
+                        weight: 1,
+                        cluster: ctx.cluster_id.to_owned(),
+                    })
+                    .collect();
+                for (k, ingress_port) in own_ports.into_iter().flat_map(|m| m.of_port(&key)) {
                     let class = k.class.as_ref().unwrap_or(&policy.tunnel);
                     let Some(address) = gateway_address(ctx, ctx.cluster_id, class) else {
                         continue;
                     };
-                    let reals = objects
-                        .ready_backends(&service.key, own_port)
-                        .into_iter()
-                        .map(|(address, port)| RealServer {
-                            address,
-                            port,
-                            weight: 1,
-                            cluster: ctx.cluster_id.to_owned(),
-                        })
-                        .collect();
                     ingress.push(VirtualServer {
                         service: service.key.clone(),
                         address,
@@ -187,7 +183,7 @@ pub(super) fn tables(
                         protocol: port.protocol,
                         scheduler: ctx.config.scheduler.clone(),
                         persistence: persistence(service.session_affinity),
-                        reals,
+                        reals: reals.clone(),
                     });
                 }
             }

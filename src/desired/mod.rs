@@ -75,14 +75,6 @@ impl IngressKey {
         out.into_bytes()
     }
 
-    /// The key of the same service port on another tunnel class.
-    pub fn on_class(&self, class: Option<&TunnelClass>) -> Self {
-        Self {
-            class: class.cloned(),
-            ..self.clone()
-        }
-    }
-
     /// Whether `other` is the same service port, on whichever class.
     pub fn same_port(&self, other: &Self) -> bool {
         self.port == other.port && self.protocol == other.protocol && self.service == other.service
@@ -93,6 +85,19 @@ impl IngressKey {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct IngressPorts(#[serde(with = "crate::serde_map")] pub BTreeMap<IngressKey, u16>);
+
+impl IngressPorts {
+    /// The ports of `key`'s service port on every class: the export's own first (class `None`
+    /// sorts first), then each class a WANRoute sends requests over.
+    pub fn of_port<'a>(
+        &'a self,
+        key: &'a IngressKey,
+    ) -> impl Iterator<Item = (&'a IngressKey, &'a u16)> + 'a {
+        self.0
+            .range(key..)
+            .take_while(move |(k, _)| k.same_port(key))
+    }
+}
 
 impl std::ops::Deref for IngressPorts {
     type Target = BTreeMap<IngressKey, u16>;

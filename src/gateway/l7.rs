@@ -14,7 +14,7 @@ use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -96,10 +96,7 @@ fn tcp_ports(import: &Import) -> impl Iterator<Item = u16> + '_ {
 
 /// A listening socket on `addr`, bound even while the address is not on an interface yet.
 fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = match addr {
-        SocketAddr::V4(_) => TcpSocket::new_v4()?,
-        SocketAddr::V6(_) => TcpSocket::new_v6()?,
-    };
+    let socket = crate::l7::proxy::tcp_socket(addr)?;
     socket.set_reuseaddr(true)?;
     nix::sys::socket::setsockopt(
         &socket.as_fd(),

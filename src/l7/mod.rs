@@ -8,7 +8,7 @@ pub mod proxy;
 pub mod route;
 pub mod trace;
 
-use crate::model::{ClusterObjects, ServiceKey};
+use crate::model::{ClusterObjects, ServiceKey, WanRoute};
 
 /// The seed's WANRoute for `secure/payment` (deploy/examples/wanroute-payment.yaml): GET
 /// /payment over `sd-wan-priority-high`, /stats over `sd-wan-priority-low`, the rest denied.
@@ -17,6 +17,12 @@ pub const SEED_ROUTE: &str = include_str!("../../deploy/examples/wanroute-paymen
 
 /// [`SEED_ROUTE`] as the proxy's routes.
 pub fn seed_routes() -> Result<route::Routes, String> {
+    let route = seed_wan_route()?;
+    route::Routes::from_model(&route.rules, &route.default)
+}
+
+/// [`SEED_ROUTE`] as mcwan reads it from a catalog.
+pub fn seed_wan_route() -> Result<WanRoute, String> {
     let mut objects = ClusterObjects::default();
     let mut problems = Vec::new();
     crate::catalog::load_manifests(
@@ -29,11 +35,10 @@ pub fn seed_routes() -> Result<route::Routes, String> {
     if let Some(p) = problems.first() {
         return Err(p.to_string());
     }
-    let route = objects
+    objects
         .wan_routes
-        .get(&ServiceKey::new("secure", "payment"))
-        .ok_or("no WANRoute secure/payment in wanroute-payment.yaml")?;
-    route::Routes::from_model(&route.rules, &route.default)
+        .remove(&ServiceKey::new("secure", "payment"))
+        .ok_or_else(|| "no WANRoute secure/payment in wanroute-payment.yaml".to_owned())
 }
 
 #[cfg(test)]
@@ -50,16 +55,13 @@ pub(crate) mod fixtures {
                 policy.port_count = 10;
             }
         }
-        let cluster = catalog.clusters.get_mut("cluster-1").expect("cluster-1");
-        let mut problems = Vec::new();
-        crate::catalog::load_manifests(
-            "cluster-1",
-            "wanroute-payment.yaml",
-            super::SEED_ROUTE,
-            cluster,
-            &mut problems,
-        );
-        assert!(problems.is_empty(), "{problems:?}");
+        let route = super::seed_wan_route().expect("the seed's WANRoute");
+        catalog
+            .clusters
+            .get_mut("cluster-1")
+            .expect("cluster-1")
+            .wan_routes
+            .insert(route.key.clone(), route);
         catalog
     }
 }

@@ -112,6 +112,14 @@ impl std::fmt::Debug for ServiceProxy {
     }
 }
 
+/// A TCP socket of `addr`'s family.
+pub(crate) fn tcp_socket(addr: SocketAddr) -> std::io::Result<TcpSocket> {
+    match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4(),
+        SocketAddr::V6(_) => TcpSocket::new_v6(),
+    }
+}
+
 /// How long connecting to a backend may take before the next one is tried.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -150,10 +158,7 @@ impl tower_service::Service<Uri> for Connector {
                         format!("{uri}: not an address and port"),
                     )
                 })?;
-            let socket = match addr {
-                SocketAddr::V4(_) => TcpSocket::new_v4()?,
-                SocketAddr::V6(_) => TcpSocket::new_v6()?,
-            };
+            let socket = tcp_socket(addr)?;
             if let Some(mark) = mark {
                 use std::os::fd::AsFd as _;
                 nix::sys::socket::setsockopt(
