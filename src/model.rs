@@ -295,16 +295,24 @@ pub struct WanImportPort {
     pub ingress_port: Option<u16>,
 }
 
+/// Whether `map` holds a key in `namespace` (one tree search: keys sort by namespace first).
+fn holds<V>(map: &BTreeMap<ServiceKey, V>, namespace: &str) -> bool {
+    let first = ServiceKey::new(namespace, "");
+    map.range(first..)
+        .next()
+        .is_some_and(|(k, _)| k.namespace == namespace)
+}
+
 impl ClusterObjects {
     /// Whether the namespace exists in this cluster: declared by a Namespace object, holding any
     /// object, or `default` (which every Kubernetes cluster has).
     pub fn has_namespace(&self, namespace: &str) -> bool {
         namespace == "default"
             || self.namespaces.contains(namespace)
-            || self.services.keys().any(|k| k.namespace == namespace)
-            || self.exports.keys().any(|k| k.namespace == namespace)
-            || self.wan_imports.keys().any(|k| k.namespace == namespace)
-            || self.wan_routes.keys().any(|k| k.namespace == namespace)
+            || holds(&self.services, namespace)
+            || holds(&self.exports, namespace)
+            || holds(&self.wan_imports, namespace)
+            || holds(&self.wan_routes, namespace)
     }
 
     /// Ready endpoint addresses of a local Service for one of its ports, with the target port
