@@ -44,7 +44,25 @@ where
     K: Ord + Clone,
     P: Pool,
 {
+    allocate_around(pool, keys, key_bytes, previous, std::iter::empty())
+}
+
+/// [`allocate`] for some of a pool's keys, around the items the others `held` (none of which
+/// is a previous item of `keys`): the same result as allocating every key at once, when each
+/// of the others keeps its previous item. `held` is read only when a key needs a new item.
+pub fn allocate_around<K, P>(
+    pool: &P,
+    keys: &BTreeSet<K>,
+    key_bytes: impl Fn(&K) -> Vec<u8>,
+    previous: &BTreeMap<K, P::Item>,
+    held: impl IntoIterator<Item = P::Item>,
+) -> (BTreeMap<K, P::Item>, Exhausted<K>)
+where
+    K: Ord + Clone,
+    P: Pool,
+{
     let size = pool.size();
+    let mut held = Some(held);
     let mut taken = BTreeSet::new();
     let mut out = BTreeMap::new();
     for key in keys {
@@ -58,6 +76,9 @@ where
     for key in keys {
         if out.contains_key(key) {
             continue;
+        }
+        if let Some(held) = held.take() {
+            taken.extend(held.into_iter().filter_map(|item| pool.slot(item)));
         }
         if size == 0 {
             exhausted.push(key.clone());

@@ -5,6 +5,7 @@
 
 mod dns;
 mod exports;
+mod incremental;
 mod ipvs;
 mod tunnel;
 mod wan_import;
@@ -18,6 +19,7 @@ use ipnet::{IpNet, Ipv4Net};
 use serde::{Deserialize, Serialize};
 
 pub use exports::{Condition, ExportStatus, IngressPort};
+pub use incremental::{Planned, Planner};
 pub use ipvs::{IpvsTables, RealServer, VirtualServer};
 pub use tunnel::{ClassPlan, PeerPlan, TunnelPlan};
 pub use wan_route::{condition as wan_route_condition, HttpBackend, HttpClass, HttpImport};
@@ -149,7 +151,7 @@ pub struct DesiredState {
     pub ipvs: IpvsTables,
     pub tunnels: TunnelPlan,
     pub allocations: Allocations,
-    /// Problems of the catalog and of the plan (with the catalog's first).
+    /// Problems of the catalog (first, in the catalog's order) and of the plan (sorted).
     pub problems: Vec<Problem>,
 }
 
@@ -165,6 +167,19 @@ pub struct Inputs<'a> {
 
 /// Computes the desired state of `inputs.cluster_id`'s gateway.
 pub fn compute(inputs: Inputs<'_>) -> DesiredState {
+    compute_around(inputs, None)
+}
+
+/// The allocations of the services a computation leaves out ([`Planner`] computes only the
+/// services that changed): their ClusterSetIPs and ingress ports stay theirs.
+#[derive(Clone, Copy)]
+struct Around<'a> {
+    held: &'a Allocations,
+    /// The services computed now: what `held` says of them is not theirs to keep.
+    computed: &'a BTreeSet<ServiceKey>,
+}
+
+fn compute_around(inputs: Inputs<'_>, around: Option<Around<'_>>) -> DesiredState {
     let Inputs {
         catalog,
         cluster_id,
@@ -173,6 +188,7 @@ pub fn compute(inputs: Inputs<'_>) -> DesiredState {
         down,
     } = inputs;
     let mut problems = catalog.problems.clone();
+    let from_catalog = problems.len();
     let with_imports = wan_import::apply(catalog, cluster_id, config, previous, &mut problems);
     let (catalog, previous) = match &with_imports {
         Some((catalog, previous)) => (catalog, previous),
@@ -232,9 +248,10 @@ pub fn compute(inputs: Inputs<'_>) -> DesiredState {
         .collect();
 
     let routes = wan_route::usable(catalog, &policies, &mut problems);
-    let vips = allocate_vips(&imported, config, previous, &mut problems);
+    let vips = allocate_vips(&imported, config, previous, around, &mut problems);
     let route_classes = wan_route::route_classes(&routes, &resolution, &policies);
-    let ingress_ports = allocate_ingress(&resolution, &route_classes, previous, &mut problems);
+    let ingress_ports =
+        allocate_ingress(&resolution, &route_classes, previous, around, &mut problems);
     let class_subnets = tunnel::class_subnets(catalog, &policies, previous, &mut problems);
     let allocations = Allocations {
         vips,
@@ -284,11 +301,13 @@ pub fn compute(inputs: Inputs<'_>) -> DesiredState {
         &mut imports,
         &mut problems,
     );
+    let tunnels = tunnel::plan(&ctx, &policies, &mut problems);
+    problems[from_catalog..].sort();
     DesiredState {
         cluster_id: cluster_id.to_owned(),
         dns: dns::records(&ctx, &imports),
         ipvs,
-        tunnels: tunnel::plan(&ctx, &policies, &mut problems),
+        tunnels,
         exports: exports::statuses(&ctx),
         imports,
         allocations,
@@ -310,6 +329,7 @@ fn allocate_vips(
     imported: &[&resolve::ClusterSetService],
     config: &PlanConfig,
     previous: &Allocations,
+    around: Option<Around<'_>>,
     problems: &mut Vec<Problem>,
 ) -> BTreeMap<ServiceKey, IpAddr> {
     let keys: BTreeSet<ServiceKey> = imported
@@ -317,11 +337,19 @@ fn allocate_vips(
         .filter(|s| s.import_type == ImportType::ClusterSetIp)
         .map(|s| s.key.clone())
         .collect();
-    let (vips, exhausted) = alloc::allocate(
+    let held = around.into_iter().flat_map(|a| {
+        a.held
+            .vips
+            .iter()
+            .filter(|(k, _)| !a.computed.contains(*k))
+            .map(|(_, vip)| *vip)
+    });
+    let (vips, exhausted) = alloc::allocate_around(
         &PrefixPool(config.vip_cidr),
         &keys,
         |k| k.to_string().into_bytes(),
         &previous.vips,
+        held,
     );
     for key in exhausted.0 {
         problems.push(Problem::error(
@@ -343,6 +371,7 @@ fn allocate_ingress(
     resolution: &Resolution,
     route_classes: &[wan_route::RouteClass],
     previous: &Allocations,
+    around: Option<Around<'_>>,
     problems: &mut Vec<Problem>,
 ) -> BTreeMap<ClusterId, IngressPorts> {
     // (cluster, class) -> (range, keys)
@@ -383,11 +412,23 @@ fn allocate_ingress(
     let mut out: BTreeMap<ClusterId, IngressPorts> = BTreeMap::new();
     for ((cluster, class), (range, keys)) in pools {
         let prev = previous.ingress_ports.get(&cluster).unwrap_or(&empty);
-        let (ports, exhausted) = alloc::allocate(
+        // Another class's range may overlap this one only when every service is computed
+        // (the planner checks).
+        let held = around.into_iter().flat_map(|a| {
+            a.held
+                .ingress_ports
+                .get(&cluster)
+                .into_iter()
+                .flat_map(|ports| ports.iter())
+                .filter(|(k, port)| !a.computed.contains(&k.service) && range.contains(port))
+                .map(|(_, port)| *port)
+        });
+        let (ports, exhausted) = alloc::allocate_around(
             &alloc::PortPool(range.clone()),
             &keys,
             IngressKey::bytes,
             prev,
+            held,
         );
         for key in exhausted.0 {
             let (kind, why) = match key.class {

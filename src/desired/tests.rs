@@ -1155,4 +1155,5 @@ fn a_wan_import_of_a_service_the_exporter_is_read_exporting_changes_nothing() {
     assert_eq!(with.problems, without.problems);
 }
 
+mod incremental;
 mod wan_route;

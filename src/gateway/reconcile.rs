@@ -11,7 +11,7 @@ use tracing::{error, info, warn};
 
 use crate::admin::{Health, Metrics};
 use crate::catalog::Catalog;
-use crate::desired::{self, Allocations, DesiredState, DownClusters, PlanConfig};
+use crate::desired::{self, Allocations, DesiredState, DownClusters, PlanConfig, Planned};
 use crate::problem::{Problem, Severity};
 
 #[derive(Debug)]
@@ -21,6 +21,8 @@ pub struct Reconciler {
     zone_config: mcwan_dns::ZoneConfig,
     zone: mcwan_dns::ZoneHandle,
     previous: Allocations,
+    /// Plans only the services a catalog changed (the rest from the last plan).
+    planner: desired::Planner,
     down: watch::Receiver<DownClusters>,
     reported: BTreeSet<Problem>,
     current: watch::Sender<Option<Arc<DesiredState>>>,
@@ -43,6 +45,7 @@ impl Reconciler {
             zone_config,
             zone,
             previous: Allocations::default(),
+            planner: desired::Planner::new(),
             down: watch::Sender::new(DownClusters::default()).subscribe(),
             reported: BTreeSet::new(),
             current: watch::Sender::new(None),
@@ -84,7 +87,7 @@ impl Reconciler {
     pub fn apply(&mut self, catalog: &Catalog) {
         let started = Instant::now();
         let down = self.down.borrow_and_update().clone();
-        let state = desired::compute(desired::Inputs {
+        let (state, planned) = self.planner.plan(desired::Inputs {
             catalog,
             cluster_id: &self.cluster_id,
             config: &self.config,
@@ -92,7 +95,7 @@ impl Reconciler {
             down: &down,
         });
         self.report(&state.problems);
-        let planned = started.elapsed();
+        let planned_in = started.elapsed();
         // Only the changed services' names are built; the others are shared with the zone
         // being served.
         let records = match self.zone.load().rebuild(&self.zone_config, &state.dns) {
@@ -110,9 +113,15 @@ impl Reconciler {
             }
         };
         let zoned = started.elapsed();
+        let (full_plan, changed_services) = match planned {
+            Planned::Full { why } => (Some(why), None),
+            Planned::Services { changed } => (None, Some(changed)),
+        };
         info!(
-            plan_ms = planned.as_millis() as u64,
-            zone_ms = (zoned - planned).as_millis() as u64,
+            plan_ms = planned_in.as_millis() as u64,
+            full_plan,
+            changed_services,
+            zone_ms = (zoned - planned_in).as_millis() as u64,
             imports = state.imports.len(),
             exports = state.exports.len(),
             dns_names = records,
@@ -123,7 +132,7 @@ impl Reconciler {
         self.previous = state.allocations.clone();
         self.metrics
             .observe_reconcile(catalog, &state, started.elapsed());
-        self.current.send_replace(Some(Arc::new(state)));
+        self.current.send_replace(Some(state));
         self.health.pass("reconcile");
     }
 

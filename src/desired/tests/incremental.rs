@@ -1,0 +1,241 @@
+//! The planner against a full computation, over random change sequences.
+
+use super::*;
+
+/// A small seeded generator (xorshift64), so a failing sequence can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+    fn one_in(&mut self, n: u64) -> bool {
+        self.below(n) == 0
+    }
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+}
+
+const CLUSTERS: [&str; 3] = ["cluster-1", "cluster-2", "cluster-3"];
+/// `extra` is declared by no Namespace object: it exists in a cluster while something is in it.
+const NAMESPACES: [&str; 3] = ["secure", "shop", "extra"];
+const NAMES: [&str; 5] = ["a", "b", "c", "d", "e"];
+
+fn random_service(rng: &mut Rng, key: &ServiceKey) -> Service {
+    let mut ports = vec![mk_port("http", 8080)];
+    if rng.one_in(2) {
+        ports.push(mk_port("grpc", 9090));
+    }
+    if rng.one_in(4) {
+        ports.push(ServicePort {
+            name: "dns".into(),
+            protocol: Protocol::Udp,
+            port: 53,
+            target_port: Some(TargetPort::Number(5353)),
+        });
+    }
+    let mut service = mk_service(&key.namespace, &key.name, ports);
+    service.service_type = match rng.below(20) {
+        0..=2 => ServiceType::Headless,
+        3 => ServiceType::ExternalName,
+        _ => ServiceType::ClusterIp,
+    };
+    if rng.one_in(5) {
+        service.session_affinity = SessionAffinity::ClientIp {
+            timeout_seconds: 60 * (1 + rng.below(3) as u32),
+        };
+    }
+    service
+}
+
+fn random_export(rng: &mut Rng, key: &ServiceKey) -> ServiceExport {
+    let policy = *rng.pick(&[Some("high"), Some("low"), Some("missing"), None]);
+    let created = *rng.pick(&[None, Some(1), Some(2), Some(3)]);
+    let mut export = mk_export(&key.namespace, &key.name, policy, created);
+    export.placement = match rng.below(6) {
+        0 => Placement {
+            affinity: Some(Affinity::Local),
+            priority: None,
+        },
+        1 => Placement {
+            affinity: None,
+            priority: priorities(&[("cluster-2", 1), ("cluster-1", 2)]),
+        },
+        _ => Placement::default(),
+    };
+    export
+}
+
+fn random_slices(rng: &mut Rng, key: &ServiceKey, cluster: usize) -> Vec<EndpointSlice> {
+    let address = |i: u64| format!("10.{cluster}.{}.{i}", rng_octet(key));
+    let ready: Vec<String> = (0..rng.below(4)).map(address).collect();
+    let not_ready: Vec<String> = (10..10 + rng.below(2)).map(address).collect();
+    let ready: Vec<&str> = ready.iter().map(String::as_str).collect();
+    let not_ready: Vec<&str> = not_ready.iter().map(String::as_str).collect();
+    let mut slice = mk_slice(&key.namespace, &key.name, "http", 8080, &ready, &not_ready);
+    if rng.one_in(3) {
+        if let Some(ep) = slice.endpoints.first_mut() {
+            ep.hostname = Some("pod-0".into());
+        }
+    }
+    vec![slice]
+}
+
+fn rng_octet(key: &ServiceKey) -> u8 {
+    (crate::alloc::fnv1a(key.to_string().as_bytes()) % 200) as u8
+}
+
+/// One random change to `catalog`, `down` or `previous`; returns what it was, for a failure's
+/// message.
+fn change(
+    rng: &mut Rng,
+    catalog: &mut Catalog,
+    down: &mut DownClusters,
+    previous: &mut Allocations,
+) -> String {
+    let c = rng.below(CLUSTERS.len() as u64) as usize;
+    let cluster = CLUSTERS[c];
+    let key = ServiceKey::new(*rng.pick(&NAMESPACES), *rng.pick(&NAMES));
+    let o = objects(catalog, cluster);
+    match rng.below(100) {
+        0..=19 => {
+            o.services.insert(key.clone(), random_service(rng, &key));
+            format!("{cluster}: Service {key} set")
+        }
+        20..=29 => {
+            o.services.remove(&key);
+            format!("{cluster}: Service {key} removed")
+        }
+        30..=49 => {
+            o.exports.insert(key.clone(), random_export(rng, &key));
+            format!("{cluster}: ServiceExport {key} set")
+        }
+        50..=59 => {
+            o.exports.remove(&key);
+            format!("{cluster}: ServiceExport {key} removed")
+        }
+        60..=79 => {
+            o.endpoint_slices
+                .insert(key.clone(), random_slices(rng, &key, c));
+            format!("{cluster}: EndpointSlices {key} set")
+        }
+        80..=87 => {
+            o.endpoint_slices.remove(&key);
+            format!("{cluster}: EndpointSlices {key} removed")
+        }
+        88..=91 => {
+            if !down.remove(cluster) {
+                down.insert(cluster.to_owned());
+            }
+            format!("{cluster}: down toggled")
+        }
+        92..=94 => {
+            // Now and then too few ports for the services: the pool runs out.
+            let count = *rng.pick(&[60, 60, 4]);
+            if let Some(p) = o.wan_policies.get_mut("high") {
+                p.port_count = count;
+            }
+            format!("{cluster}: WANPolicy high portCount {count}")
+        }
+        95..=96 => {
+            if !o.namespaces.remove("shop") {
+                o.namespaces.insert("shop".into());
+            }
+            format!("{cluster}: Namespace shop toggled")
+        }
+        97 => {
+            *previous = Allocations::default();
+            "allocations forgotten (a restart)".into()
+        }
+        _ => {
+            let routed = catalog.clusters.values().any(|o| !o.wan_routes.is_empty());
+            let o = objects(catalog, cluster);
+            let route = if routed {
+                for o in catalog.clusters.values_mut() {
+                    o.wan_routes.clear();
+                }
+                "removed (every WANRoute)"
+            } else if rng.one_in(3) {
+                o.wan_routes.insert(
+                    key.clone(),
+                    WanRoute {
+                        key: key.clone(),
+                        rules: Vec::new(),
+                        default: RouteAction::WanPolicy("low".into()),
+                    },
+                );
+                "added"
+            } else {
+                "not added"
+            };
+            format!("{cluster}: WANRoute {key} {route}")
+        }
+    }
+}
+
+#[test]
+fn the_planner_gives_what_a_full_computation_gives_over_random_changes() {
+    let config = PlanConfig {
+        // 30 addresses for at most 15 services.
+        vip_cidr: "241.64.0.0/27".parse().unwrap(),
+        ..PlanConfig::default()
+    };
+    let mut partial_plans = 0;
+    let mut full_plans = BTreeMap::new();
+    let mut steps = 0;
+    for seed in 1..=16u64 {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ seed.wrapping_mul(0x2545_f491_4f6c_dd1d));
+        let mut catalog = mk_catalog(3);
+        for o in catalog.clusters.values_mut() {
+            for p in o.wan_policies.values_mut() {
+                p.port_count = 60;
+            }
+        }
+        let mut down = DownClusters::default();
+        let mut previous = Allocations::default();
+        let mut planner = Planner::new();
+        let static_catalog = seed % 2 == 1;
+        let mut history = Vec::new();
+        for step in 0..400 {
+            for _ in 0..=rng.below(3) {
+                history.push(change(&mut rng, &mut catalog, &mut down, &mut previous));
+            }
+            if static_catalog {
+                // As the static gateway plans: peers' ports from the catalog alone.
+                previous.ingress_ports.clear();
+                previous.class_subnets.clear();
+            }
+            let inputs = Inputs {
+                catalog: &catalog,
+                cluster_id: CLUSTERS[(seed % 3) as usize],
+                config: &config,
+                previous: &previous,
+                down: &down,
+            };
+            let full = compute(inputs);
+            let (planned, how) = planner.plan(inputs);
+            match how {
+                Planned::Services { .. } => partial_plans += 1,
+                Planned::Full { why } => *full_plans.entry(why).or_insert(0) += 1,
+            }
+            if *planned != full {
+                let recent = &history[history.len().saturating_sub(6)..];
+                panic!(
+                    "seed {seed} step {step} ({how:?}): the planner differs from a full computation\nlast changes: {recent:#?}\nplanner: {planned:#?}\nfull: {full:#?}"
+                );
+            }
+            previous = full.allocations.clone();
+            steps += 1;
+        }
+    }
+    eprintln!("partial {partial_plans} of {steps}; full: {full_plans:?}");
+    // Most plans must take the partial path, or the test shows nothing about it.
+    assert!(
+        partial_plans * 2 > steps,
+        "only {partial_plans} of {steps} plans were partial; full ones: {full_plans:?}"
+    );
+}
