@@ -311,8 +311,8 @@ fn an_object_whose_new_version_fails_keeps_its_last_good_version() {
     )
     .unwrap();
     let catalog = source.load().unwrap();
-    assert_eq!(ports_of(&catalog, "a"), Some(80));
-    assert_eq!(ports_of(&catalog, "b"), Some(82));
+    assert_eq!(ports_of(catalog, "a"), Some(80));
+    assert_eq!(ports_of(catalog, "b"), Some(82));
     assert!(catalog
         .problems
         .iter()
@@ -331,7 +331,7 @@ fn an_object_whose_new_version_fails_keeps_its_last_good_version() {
     )
     .unwrap();
     let catalog = source.load().unwrap();
-    assert_eq!(ports_of(&catalog, "a"), Some(90));
+    assert_eq!(ports_of(catalog, "a"), Some(90));
     assert!(catalog.problems.is_empty(), "{:#?}", catalog.problems);
     // Without history (`mcwan plan`), a broken object is simply left out.
     std::fs::write(

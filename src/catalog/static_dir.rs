@@ -26,7 +26,11 @@ pub enum CatalogError {
 
 /// Reads a catalog directory, with no history: what `mcwan plan` and a first start see.
 pub fn load_dir(dir: &Path) -> Result<Catalog, CatalogError> {
-    CatalogDir::new(dir).load()
+    let mut loader = CatalogDir::new(dir);
+    loader.load()?;
+    Ok(loader
+        .into_catalog()
+        .unwrap_or_else(|| unreachable!("a load that succeeded keeps its catalog")))
 }
 
 /// A catalog directory read again and again (the gateway's static source). Between loads it
@@ -48,7 +52,43 @@ pub struct CatalogDir {
     clusterset: Option<ClusterSet>,
     /// Exports per cluster at the last load.
     exports: BTreeMap<String, usize>,
+    /// The last catalog, and the files it was made of (in order), for the next load to update.
+    assembled: Option<Assembled>,
 }
+
+#[derive(Debug)]
+struct Assembled {
+    catalog: Catalog,
+    files: Vec<(String, PathBuf)>,
+}
+
+impl Assembled {
+    /// Whether the next catalog can be this one updated: the same clusterset, and no object
+    /// defined twice in this one.
+    fn fits(&self, clusterset: &ClusterSet) -> bool {
+        &self.catalog.clusterset == clusterset
+            && !self
+                .catalog
+                .problems
+                .iter()
+                .any(|p| p.message.starts_with(DEFINED_TWICE))
+    }
+}
+
+/// One thing a load found, in order.
+#[derive(Debug)]
+enum Step {
+    Problem(Problem),
+    /// A manifest file of a cluster; `replaced`: the objects it gave before, when it was read
+    /// again and gives others now.
+    File {
+        cluster: String,
+        path: PathBuf,
+        replaced: Option<ClusterObjects>,
+    },
+}
+
+const DEFINED_TWICE: &str = "defined twice";
 
 #[derive(Debug)]
 struct FileState {
@@ -66,21 +106,23 @@ impl CatalogDir {
             files: BTreeMap::new(),
             clusterset: None,
             exports: BTreeMap::new(),
+            assembled: None,
         }
     }
 
     /// Reads the directory as it is now.
-    pub fn load(&mut self) -> Result<Catalog, CatalogError> {
+    pub fn load(&mut self) -> Result<&Catalog, CatalogError> {
         self.load_changed(None)
     }
 
     /// Reads the directory as it is now, given the paths changed since the last load: a
     /// manifest file loaded before and not among them (nor under one of them) is taken as it
-    /// was, unread. `None` reads every file.
+    /// was, unread, and the last catalog is updated in place with the objects of the files that
+    /// changed. `None` reads every file and assembles the catalog anew.
     pub fn load_changed(
         &mut self,
         changed: Option<&BTreeSet<PathBuf>>,
-    ) -> Result<Catalog, CatalogError> {
+    ) -> Result<&Catalog, CatalogError> {
         let dir = self.dir.clone();
         let path = dir.join(CLUSTERSET_FILE);
         let text = std::fs::read_to_string(&path).map_err(|source| CatalogError::Read {
@@ -113,45 +155,49 @@ impl CatalogDir {
             }
             (None, true) => parsed,
         };
-        let mut catalog = Catalog::new(clusterset, problems);
+        // What the load found, in order: problems, and each cluster's manifest files (with
+        // the objects a re-read file gave before, when they changed).
+        let mut steps: Vec<Step> = problems.into_iter().map(Step::Problem).collect();
         let mut seen = BTreeSet::new();
-        for (id, objects) in &mut catalog.clusters {
+        for id in clusterset.clusters.keys() {
             let cluster_dir = dir.join(id);
             if is_dir_symlink(&cluster_dir) {
-                catalog
-                    .problems
-                    .push(dir_symlink_problem(Some(id), &cluster_dir));
+                steps.push(Step::Problem(dir_symlink_problem(Some(id), &cluster_dir)));
                 continue;
             }
             if !cluster_dir.is_dir() {
-                catalog.problems.push(Problem::warning(
+                steps.push(Step::Problem(Problem::warning(
                     Some(id),
                     ObjectRef::cluster_scoped("directory", &cluster_dir.display().to_string()),
                     None,
                     "missing: the cluster has no objects".into(),
-                ));
+                )));
                 continue;
             }
-            for file in manifest_files(&cluster_dir, &mut catalog.problems, id) {
+            let mut listing = Vec::new();
+            let files = manifest_files(&cluster_dir, &mut listing, id);
+            steps.extend(listing.into_iter().map(Step::Problem));
+            for file in files {
                 seen.insert(file.clone());
                 if let Some(changed) = changed {
-                    if !may_have_changed(&file, changed) {
-                        if let Some(state) = self.files.get(&file) {
-                            merge(id, objects, &state.objects, &mut catalog.problems);
-                            catalog.problems.extend(state.problems.iter().cloned());
-                            continue;
-                        }
+                    if !may_have_changed(&file, changed) && self.files.contains_key(&file) {
+                        steps.push(Step::File {
+                            cluster: id.clone(),
+                            path: file,
+                            replaced: None,
+                        });
+                        continue;
                     }
                 }
                 let text = match std::fs::read_to_string(&file) {
                     Ok(text) => text,
                     Err(e) => {
-                        catalog.problems.push(Problem::error(
+                        steps.push(Step::Problem(Problem::error(
                             Some(id),
                             ObjectRef::cluster_scoped("file", &file.display().to_string()),
                             None,
                             format!("cannot read: {e}"),
-                        ));
+                        )));
                         continue;
                     }
                 };
@@ -160,15 +206,28 @@ impl CatalogDir {
                     .unwrap_or(&file)
                     .display()
                     .to_string();
-                let state = self.files.remove(&file);
-                let state = FileState::load(id, &name, text, state);
-                merge(id, objects, &state.objects, &mut catalog.problems);
-                catalog.problems.extend(state.problems.iter().cloned());
-                self.files.insert(file, state);
+                let (state, replaced) = FileState::load(id, &name, text, self.files.remove(&file));
+                self.files.insert(file.clone(), state);
+                steps.push(Step::File {
+                    cluster: id.clone(),
+                    path: file,
+                    replaced,
+                });
             }
         }
+        let last = self.assembled.take();
+        let catalog = match last {
+            Some(last) if changed.is_some() && last.fits(&clusterset) => {
+                match self.update(last, &steps) {
+                    Some(catalog) => catalog,
+                    None => self.assemble(clusterset.clone(), &steps),
+                }
+            }
+            _ => self.assemble(clusterset.clone(), &steps),
+        };
         // Files that are gone take their objects (and their history) with them.
         self.files.retain(|f, _| seen.contains(f));
+        let mut catalog = catalog;
         self.note_withdrawals(&catalog);
         if let Ok(entries) = std::fs::read_dir(&dir) {
             for entry in entries.flatten() {
@@ -186,7 +245,119 @@ impl CatalogDir {
                 }
             }
         }
-        Ok(catalog)
+        let assembled = self.assembled.insert(Assembled {
+            catalog,
+            files: steps
+                .into_iter()
+                .filter_map(|s| match s {
+                    Step::File { cluster, path, .. } => Some((cluster, path)),
+                    Step::Problem(_) => None,
+                })
+                .collect(),
+        });
+        Ok(&assembled.catalog)
+    }
+
+    /// The catalog of the last load that succeeded, if any.
+    pub fn current(&self) -> Option<&Catalog> {
+        self.assembled.as_ref().map(|a| &a.catalog)
+    }
+
+    /// Gives up the catalog of the last load.
+    pub fn into_catalog(self) -> Option<Catalog> {
+        self.assembled.map(|a| a.catalog)
+    }
+
+    /// The catalog of `steps` assembled from every file's objects: the first definition of an
+    /// object (in file order) stays, and each other one is a problem.
+    fn assemble(&self, clusterset: ClusterSet, steps: &[Step]) -> Catalog {
+        let mut catalog = Catalog::new(clusterset, Vec::new());
+        for step in steps {
+            match step {
+                Step::Problem(p) => catalog.problems.push(p.clone()),
+                Step::File { cluster, path, .. } => {
+                    let (Some(objects), Some(state)) =
+                        (catalog.clusters.get_mut(cluster), self.files.get(path))
+                    else {
+                        continue;
+                    };
+                    merge(cluster, objects, &state.objects, &mut catalog.problems);
+                    catalog.problems.extend(state.problems.iter().cloned());
+                }
+            }
+        }
+        catalog
+    }
+
+    /// `last` with the objects of the files that changed since swapped for their new ones;
+    /// `None` when that could give another catalog than [`Self::assemble`] (an object defined
+    /// twice, a service's EndpointSlices in several files).
+    fn update(&self, last: Assembled, steps: &[Step]) -> Option<Catalog> {
+        let mut catalog = last.catalog;
+        catalog.problems.clear();
+        let now: BTreeSet<&Path> = steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::File { path, .. } => Some(path.as_path()),
+                Step::Problem(_) => None,
+            })
+            .collect();
+        let before: BTreeSet<&Path> = last.files.iter().map(|(_, p)| p.as_path()).collect();
+        // Files gone (or unreadable now) take their objects with them.
+        for (cluster, path) in &last.files {
+            if !now.contains(path.as_path()) {
+                let state = self.files.get(path)?;
+                withdraw(catalog.clusters.get_mut(cluster)?, &state.objects)?;
+            }
+        }
+        for step in steps {
+            match step {
+                Step::Problem(p) => catalog.problems.push(p.clone()),
+                Step::File {
+                    cluster,
+                    path,
+                    replaced,
+                } => {
+                    let state = self.files.get(path)?;
+                    // A file the last catalog did not have gives all its objects; one it had,
+                    // what replaced its objects.
+                    let before = match (before.contains(path.as_path()), replaced) {
+                        (false, _) => Some(&ClusterObjects::default()),
+                        (true, replaced) => replaced.as_ref(),
+                    };
+                    if let Some(before) = before {
+                        let objects = catalog.clusters.get_mut(cluster)?;
+                        withdraw(objects, before)?;
+                        let shared_slices = state
+                            .objects
+                            .endpoint_slices
+                            .keys()
+                            .any(|k| objects.endpoint_slices.contains_key(k));
+                        if shared_slices || !add_absent(objects, &state.objects).present.is_empty()
+                        {
+                            return None;
+                        }
+                    }
+                    catalog.problems.extend(state.problems.iter().cloned());
+                }
+            }
+        }
+        // Namespaces: what the cluster's files declare now.
+        for objects in catalog.clusters.values_mut() {
+            objects.namespaces.clear();
+        }
+        for step in steps {
+            if let Step::File { cluster, path, .. } = step {
+                if let (Some(objects), Some(state)) =
+                    (catalog.clusters.get_mut(cluster), self.files.get(path))
+                {
+                    objects
+                        .namespaces
+                        .extend(state.objects.namespaces.iter().cloned());
+                }
+            }
+        }
+        Some(catalog)
     }
 
     /// Warns when a cluster that exported services exports none any more: every import of
@@ -213,12 +384,22 @@ impl CatalogDir {
 impl FileState {
     /// Loads `text`, reusing `last` when the text did not change and falling back to its last
     /// good objects where the new text fails.
-    fn load(cluster: &str, name: &str, text: String, last: Option<FileState>) -> Self {
-        let last = match last {
+    /// Also gives the objects `last` gave, when these are others.
+    fn load(
+        cluster: &str,
+        name: &str,
+        text: String,
+        last: Option<FileState>,
+    ) -> (Self, Option<ClusterObjects>) {
+        let mut last = match last {
             // Unchanged: reparsed by no one, copied by no one.
-            Some(last) if last.text == text => return last,
+            Some(last) if last.text == text => return (last, None),
             other => other,
         };
+        let before = last
+            .as_mut()
+            .map(|l| std::mem::take(&mut l.objects))
+            .unwrap_or_default();
         let mut objects = ClusterObjects::default();
         let mut problems = Vec::new();
         super::load_manifests(cluster, name, &text, &mut objects, &mut problems);
@@ -238,13 +419,42 @@ impl FileState {
             }
             (true, None) => None,
         };
-        Self {
+        let replaced = (before != objects).then_some(before);
+        let state = Self {
             text,
             objects,
             problems,
             good,
+        };
+        (state, replaced)
+    }
+}
+
+/// Takes out of `objects` what `file` gave them; `None` when a service's EndpointSlices come
+/// from another file too (their order would then be the files' again).
+fn withdraw(objects: &mut ClusterObjects, file: &ClusterObjects) -> Option<()> {
+    for key in file.services.keys() {
+        objects.services.remove(key);
+    }
+    for key in file.exports.keys() {
+        objects.exports.remove(key);
+    }
+    for key in file.wan_policies.keys() {
+        objects.wan_policies.remove(key);
+    }
+    for key in file.wan_imports.keys() {
+        objects.wan_imports.remove(key);
+    }
+    for key in file.wan_routes.keys() {
+        objects.wan_routes.remove(key);
+    }
+    for (key, slices) in &file.endpoint_slices {
+        let present = objects.endpoint_slices.remove(key).unwrap_or_default();
+        if present.len() != slices.len() {
+            return None;
         }
     }
+    Some(())
 }
 
 /// Whether `file` is, or lies under, one of the `changed` paths. A file symlink always may
@@ -279,7 +489,7 @@ fn merge(
             Some(cluster),
             object,
             None,
-            "defined twice; the first definition is used".into(),
+            format!("{DEFINED_TWICE}; the first definition is used"),
         ));
     }
 }

@@ -305,7 +305,8 @@ async fn follow_catalog(
         mut hangups,
         ..
     } = source;
-    let mut applied: Option<catalog::Catalog> = None;
+    // Whether a catalog was loaded (the loader keeps it).
+    let mut applied = false;
     let mut loader = catalog::CatalogDir::new(&dir);
     // What changed since the last load; `None`: anything may have.
     let mut changed: watch::ChangedPaths = None;
@@ -322,8 +323,8 @@ async fn follow_catalog(
             loaded.inspect(|catalog| apply_static(&mut reconciler, catalog, &mut state))
         });
         match loaded {
-            Ok(catalog) => applied = Some(catalog),
-            Err(e) if applied.is_some() => {
+            Ok(_) => applied = true,
+            Err(e) if applied => {
                 error!(error = %e, "catalog not reloaded; keeping the last good one")
             }
             Err(e) => {
@@ -346,7 +347,7 @@ async fn follow_catalog(
                     break;
                 }
                 _ = reconciler.health_changed() => {
-                    if let Some(catalog) = &applied {
+                    if let Some(catalog) = loader.current() {
                         tokio::task::block_in_place(|| apply_static(&mut reconciler, catalog, &mut state));
                     }
                 }
