@@ -17,12 +17,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::{
-    compute, compute_around, Allocations, Around, DesiredState, IngressKey, IngressPorts, Inputs,
-    VirtualServer,
+    compute, compute_around, is_exhaustion, Allocations, Around, DesiredState, IngressKey,
+    IngressPorts, Inputs, VirtualServer,
 };
 use crate::alloc;
 use crate::catalog::Catalog;
-use crate::model::{ClusterId, ClusterObjects, ServiceKey};
+use crate::model::{ClusterId, ClusterObjects, Protocol, ServiceKey};
 use crate::problem::Problem;
 
 /// How a plan was made, for the reconciler's log.
@@ -95,10 +95,45 @@ fn partial_ok(catalog: &Catalog, state: &DesiredState) -> bool {
 
 /// Whether an allocation pool ran out.
 fn exhausted(state: &DesiredState) -> bool {
-    state
-        .problems
+    state.problems.iter().any(is_exhaustion)
+}
+
+/// What a computation of the `changed` services reads of the allocations: their own
+/// ClusterSetIPs (from `previous`) and ingress ports (from `ingress`), and the shared ones.
+fn previous_of(
+    changed: &BTreeSet<ServiceKey>,
+    previous: &Allocations,
+    ingress: &BTreeMap<ClusterId, IngressPorts>,
+) -> Allocations {
+    let vips = changed
         .iter()
-        .any(|p| p.message.contains("exhausted") || p.message.contains("no free ingress port"))
+        .filter_map(|k| Some((k.clone(), *previous.vips.get(k)?)))
+        .collect();
+    let ingress_ports = ingress
+        .iter()
+        .map(|(cluster, ports)| {
+            let own = changed.iter().flat_map(|service| {
+                let first = IngressKey {
+                    service: service.clone(),
+                    protocol: Protocol::Tcp,
+                    port: 0,
+                    class: None,
+                };
+                ports
+                    .0
+                    .range(first..)
+                    .take_while(move |(k, _)| &k.service == service)
+                    .map(|(k, port)| (k.clone(), *port))
+            });
+            (cluster.clone(), IngressPorts(own.collect()))
+        })
+        .collect();
+    Allocations {
+        vips,
+        ingress_ports,
+        class_subnets: previous.class_subnets.clone(),
+        policies: previous.policies.clone(),
+    }
 }
 
 /// The ingress ports of `allocations`' services allocated from scratch, pool by pool (a pool:
@@ -198,12 +233,11 @@ impl Last {
         }
         let last = &self.state.allocations;
         let previous = inputs.previous;
-        let same = previous == last;
         let history_free = previous.ingress_ports.is_empty()
             && previous.class_subnets.is_empty()
             && previous.vips == last.vips
             && previous.policies == last.policies;
-        if !same && !history_free {
+        if !history_free && previous != last {
             return Some("allocations adjusted");
         }
         None
@@ -255,10 +289,11 @@ impl Last {
         }
         // The changed services keep their ingress ports, and new ones are placed around the
         // others', as a full computation with this history does.
-        let with_history = Allocations {
-            ingress_ports: self.state.allocations.ingress_ports.clone(),
-            ..inputs.previous.clone()
-        };
+        let with_history = previous_of(
+            &changed,
+            inputs.previous,
+            &self.state.allocations.ingress_ports,
+        );
         let mut state = self.part(inputs, &changed, &with_history);
         if inputs.previous.ingress_ports.is_empty() && !state.allocations.ingress_ports.is_empty() {
             // Ingress ports computed without history (static catalogs: every gateway must reach
@@ -276,10 +311,7 @@ impl Last {
             }
             if moved.len() > changed.len() {
                 changed = moved;
-                let previous = Allocations {
-                    ingress_ports: fresh,
-                    ..inputs.previous.clone()
-                };
+                let previous = previous_of(&changed, inputs.previous, &fresh);
                 state = self.part(inputs, &changed, &previous);
             }
         }

@@ -357,12 +357,21 @@ fn allocate_vips(
             ObjectRef::namespaced("ServiceImport", &key),
             Some("spec.ips"),
             format!(
-                "the ClusterSetIP range {} is exhausted; the service is not imported",
+                "{VIP_RANGE} {} is exhausted; the service is not imported",
                 config.vip_cidr
             ),
         ));
     }
     vips
+}
+
+/// How the problems of a full allocation pool begin (see [`is_exhaustion`]).
+const VIP_RANGE: &str = "the ClusterSetIP range";
+const NO_INGRESS_PORT: &str = "no free ingress port for";
+
+/// Whether `problem` says a ClusterSetIP or ingress port pool ran out.
+fn is_exhaustion(problem: &Problem) -> bool {
+    problem.message.starts_with(VIP_RANGE) || problem.message.starts_with(NO_INGRESS_PORT)
 }
 
 /// Ingress ports of every exporting cluster, per tunnel class range: one per exported service
@@ -443,7 +452,7 @@ fn allocate_ingress(
                 ObjectRef::namespaced(kind, &key.service),
                 None,
                 format!(
-                    "no free ingress port for {}/{} in tunnel class {class:?} (ports {}-{}){why}: raise spec.portCount of its WANPolicy",
+                    "{NO_INGRESS_PORT} {}/{} in tunnel class {class:?} (ports {}-{}){why}: raise spec.portCount of its WANPolicy",
                     key.port,
                     key.protocol,
                     range.start(),
