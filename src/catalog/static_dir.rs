@@ -215,19 +215,14 @@ impl CatalogDir {
                 });
             }
         }
-        let last = self.assembled.take();
-        let catalog = match last {
-            Some(last) if changed.is_some() && last.fits(&clusterset) => {
-                match self.update(last, &steps) {
-                    Some(catalog) => catalog,
-                    None => self.assemble(clusterset.clone(), &steps),
-                }
-            }
-            _ => self.assemble(clusterset.clone(), &steps),
-        };
+        let mut catalog = self
+            .assembled
+            .take()
+            .filter(|last| changed.is_some() && last.fits(&clusterset))
+            .and_then(|last| self.update(last, &steps))
+            .unwrap_or_else(|| self.assemble(clusterset, &steps));
         // Files that are gone take their objects (and their history) with them.
         self.files.retain(|f, _| seen.contains(f));
-        let mut catalog = catalog;
         self.note_withdrawals(&catalog);
         if let Ok(entries) = std::fs::read_dir(&dir) {
             for entry in entries.flatten() {
