@@ -152,13 +152,19 @@ pub fn run(backend: Backend) {
     }
 
     // Endpoint change: b's WAN address moves from .2 to .3 and a is told; same interface,
-    // same connection.
-    b.ns.sh(&["ip", "addr", "del", "192.0.2.2/24", "dev", "wan"]);
+    // same connection. The new address comes first as a secondary one, so that b keeps
+    // sending from .2 until a is told: WireGuard roams to the source of an authenticated
+    // packet, and a keepalive from .3 would move a's endpoint before the apply does.
+    // (Removing the primary then promotes .3 instead of taking it along.)
+    b.ns.sh(&["sysctl", "-qw", "net.ipv4.conf.wan.promote_secondaries=1"]);
     b.ns.sh(&["ip", "addr", "add", "192.0.2.3/24", "dev", "wan"]);
     let report = a.apply(a.specs(&b, "192.0.2.3"));
+    b.ns.sh(&["ip", "addr", "del", "192.0.2.2/24", "dev", "wan"]);
     assert!(report.created.is_empty() && report.removed.is_empty());
     assert_eq!(report.changed.len(), 2, "{report:?}");
-    assert_eq!(report.changed[0].peers_updated, vec![b.ns.name.clone()]);
+    for change in &report.changed {
+        assert_eq!(change.peers_updated, vec![b.ns.name.clone()], "{report:?}");
+    }
     clients[0].round_trip(&a.rt, "after endpoint change", 30);
     let status = a.status();
     let gold = status.iter().find(|s| s.ifname == a.ifname(0)).unwrap();
