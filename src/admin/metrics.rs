@@ -25,6 +25,7 @@
 //! | `mcwan_cluster_api_up` | `cluster` | Kubernetes mode: 1 while the cluster's API server answers |
 //! | `mcwan_cluster_api_synced` | `cluster` | Kubernetes mode: 1 once every watch of the cluster has listed |
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -37,7 +38,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 use crate::catalog::Catalog;
-use crate::desired::DesiredState;
+use crate::desired::{DesiredState, Import};
 use crate::kube::Reachability;
 use crate::model::ClusterId;
 use crate::problem::Severity;
@@ -419,7 +420,15 @@ impl Metrics {
     }
 
     /// Records a reconcile: catalog size, problems, imports.
-    pub fn observe_reconcile(&self, catalog: &Catalog, state: &DesiredState, took: Duration) {
+    /// Records a reconcile that gave `state`; `last` is the state the one before gave, whose
+    /// imports' gauges only the imports that differ update (one change costs one gauge).
+    pub fn observe_reconcile(
+        &self,
+        catalog: &Catalog,
+        last: Option<&DesiredState>,
+        state: &DesiredState,
+        took: Duration,
+    ) {
         self.reconciles.inc();
         self.reconcile_duration.observe(took.as_secs_f64());
         self.catalog_objects.clear();
@@ -454,14 +463,57 @@ impl Metrics {
                 .get_or_create(&SeverityLabels { severity: label })
                 .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
-        self.import_healthy_clusters.clear();
-        for import in &state.imports {
+        let labels = |import: &Import| ImportLabels {
+            service: import.key.to_string(),
+            vip: import.vip.map(|v| v.to_string()).unwrap_or_default(),
+        };
+        let set = |import: &Import| {
             self.import_healthy_clusters
-                .get_or_create(&ImportLabels {
-                    service: import.key.to_string(),
-                    vip: import.vip.map(|v| v.to_string()).unwrap_or_default(),
-                })
+                .get_or_create(&labels(import))
                 .set(i64::try_from(import.clusters.len()).unwrap_or(i64::MAX));
+        };
+        let Some(last) = last else {
+            self.import_healthy_clusters.clear();
+            state.imports.iter().for_each(set);
+            return;
+        };
+        // Both lists are sorted by service: one walk pairs them.
+        let (mut before, mut now) = (
+            last.imports.iter().peekable(),
+            state.imports.iter().peekable(),
+        );
+        loop {
+            match (before.peek(), now.peek()) {
+                (None, None) => break,
+                (Some(gone), None) => {
+                    self.import_healthy_clusters.remove(&labels(gone));
+                    before.next();
+                }
+                (None, Some(new)) => {
+                    set(new);
+                    now.next();
+                }
+                (Some(old), Some(new)) => match old.key.cmp(&new.key) {
+                    Ordering::Less => {
+                        self.import_healthy_clusters.remove(&labels(old));
+                        before.next();
+                    }
+                    Ordering::Greater => {
+                        set(new);
+                        now.next();
+                    }
+                    Ordering::Equal => {
+                        if old.vip != new.vip {
+                            self.import_healthy_clusters.remove(&labels(old));
+                            set(new);
+                        } else if old.clusters.len() != new.clusters.len() {
+                            set(new);
+                        }
+                        before.next();
+                        now.next();
+                    }
+                },
+            }
         }
     }
 
@@ -583,6 +635,48 @@ mod tests {
                 "{family} is not in the table of src/admin/metrics.rs"
             );
         }
+    }
+
+    fn import_lines(text: &str) -> Vec<&str> {
+        let mut lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("mcwan_import_healthy_clusters{"))
+            .collect();
+        lines.sort_unstable();
+        lines
+    }
+
+    #[test]
+    fn import_gauges_updated_per_changed_import_equal_gauges_set_afresh() {
+        let catalog = crate::catalog::embedded_example();
+        let first = crate::desired::compute(crate::desired::Inputs {
+            catalog: &catalog,
+            cluster_id: crate::catalog::EXAMPLE_CLUSTER,
+            config: &crate::desired::PlanConfig::default(),
+            previous: &Default::default(),
+            down: &Default::default(),
+        });
+        assert!(first.imports.len() >= 2, "{:?}", first.imports);
+        // One import gone, one with another VIP and fewer clusters, one new.
+        let mut second = first.clone();
+        second.imports.remove(0);
+        second.imports[0].vip = Some("241.64.9.9".parse().unwrap());
+        second.imports[0].clusters.clear();
+        let mut added = second.imports[0].clone();
+        added.key = crate::model::ServiceKey::new("zz", "added");
+        second.imports.push(added);
+
+        let m = Metrics::new();
+        m.observe_reconcile(&catalog, None, &first, Duration::ZERO);
+        let before = m.encode();
+        assert_eq!(import_lines(&before).len(), first.imports.len(), "{before}");
+        m.observe_reconcile(&catalog, Some(&first), &second, Duration::ZERO);
+        let afresh = Metrics::new();
+        afresh.observe_reconcile(&catalog, None, &second, Duration::ZERO);
+        let (now, expected) = (m.encode(), afresh.encode());
+        assert_eq!(import_lines(&now), import_lines(&expected));
+        assert!(now.contains("vip=\"241.64.9.9\"} 0"), "{now}");
+        assert!(now.contains("service=\"zz/added\""), "{now}");
     }
 
     fn sample(text: &str, prefix: &str) -> Option<f64> {

@@ -20,7 +20,6 @@ use super::{
     compute, compute_around, is_exhaustion, Allocations, Around, DesiredState, IngressKey,
     IngressPorts, Inputs, VirtualServer,
 };
-use crate::alloc;
 use crate::catalog::Catalog;
 use crate::model::{ClusterId, ClusterObjects, Protocol, ServiceKey};
 use crate::problem::Problem;
@@ -136,10 +135,12 @@ fn previous_of(
     }
 }
 
-/// The ingress ports of `allocations`' services allocated from scratch, pool by pool (a pool:
-/// a cluster's WAN policy port range). `None` when a port is in no policy's range.
-fn from_scratch(allocations: &Allocations) -> Option<BTreeMap<ClusterId, IngressPorts>> {
-    let mut out = BTreeMap::new();
+/// The ingress ports that move when `allocations`' are allocated from scratch, pool by pool (a
+/// pool: a cluster's WAN policy port range), with the port each gets: what [`crate::alloc::allocate`]
+/// gives without history, in one pass over the ports (each pool's keys in order, a bitmap of
+/// its taken slots). `None` when a port is in no policy's range, or a pool runs out.
+fn moves_from_scratch(allocations: &Allocations) -> Option<Vec<(ClusterId, IngressKey, u16)>> {
+    let mut moves = Vec::new();
     for (cluster, ports) in &allocations.ingress_ports {
         let ranges: BTreeSet<(u16, u16)> = allocations
             .policies
@@ -151,30 +152,26 @@ fn from_scratch(allocations: &Allocations) -> Option<BTreeMap<ClusterId, Ingress
                 (*r.start(), *r.end())
             })
             .collect();
-        let mut pools: BTreeMap<(u16, u16), BTreeSet<IngressKey>> = BTreeMap::new();
+        let mut taken: BTreeMap<(u16, u16), Vec<bool>> = BTreeMap::new();
         for (key, port) in ports.iter() {
-            let range = ranges
+            let (start, end) = *ranges
                 .range(..=(*port, u16::MAX))
                 .next_back()
                 .filter(|(start, end)| (start..=end).contains(&port))?;
-            pools.entry(*range).or_default().insert(key.clone());
-        }
-        let mut fresh = IngressPorts::default();
-        for ((start, end), keys) in pools {
-            let (placed, exhausted) = alloc::allocate(
-                &alloc::PortPool(start..=end),
-                &keys,
-                IngressKey::bytes,
-                &BTreeMap::new(),
-            );
-            if !exhausted.0.is_empty() {
-                return None;
+            let size = usize::from(end - start) + 1;
+            let slots = taken
+                .entry((start, end))
+                .or_insert_with(|| vec![false; size]);
+            let home = (key.fnv1a() % size as u64) as usize;
+            let slot = (0..size).map(|i| (home + i) % size).find(|s| !slots[*s])?;
+            slots[slot] = true;
+            let fresh = start + slot as u16;
+            if fresh != *port {
+                moves.push((cluster.clone(), key.clone(), fresh));
             }
-            fresh.0.extend(placed);
         }
-        out.insert(cluster.clone(), fresh);
     }
-    Some(out)
+    Some(moves)
 }
 
 /// Whether a cluster's WAN policies leave an ingress port's pool untold by its number: two
@@ -299,19 +296,21 @@ impl Last {
             // Ingress ports computed without history (static catalogs: every gateway must reach
             // the same ports from the catalog alone): a new service can move others' ports.
             // Those services are planned again, on the ports a computation from scratch gives.
-            let fresh = from_scratch(&state.allocations)?;
+            let moves = moves_from_scratch(&state.allocations)?;
             let mut moved = changed.clone();
-            for (cluster, ports) in &state.allocations.ingress_ports {
-                for (key, port) in ports.iter() {
-                    let now = fresh.get(cluster).and_then(|p| p.get(key));
-                    if now != Some(port) {
-                        moved.insert(key.service.clone());
-                    }
-                }
-            }
+            moved.extend(moves.iter().map(|(_, key, _)| key.service.clone()));
             if moved.len() > changed.len() {
                 changed = moved;
-                let previous = previous_of(&changed, inputs.previous, &fresh);
+                let mut previous =
+                    previous_of(&changed, inputs.previous, &state.allocations.ingress_ports);
+                for (cluster, key, port) in moves {
+                    previous
+                        .ingress_ports
+                        .entry(cluster)
+                        .or_default()
+                        .0
+                        .insert(key, port);
+                }
                 state = self.part(inputs, &changed, &previous);
             }
         }
@@ -439,13 +438,19 @@ fn splice(
     from_catalog: usize,
 ) -> DesiredState {
     let kept = |key: &ServiceKey| !changed.contains(key);
+    let changed_names: BTreeSet<(&str, &str)> = changed
+        .iter()
+        .map(|k| (k.namespace.as_str(), k.name.as_str()))
+        .collect();
     let imports = merge_by(
         last.imports.iter().filter(|i| kept(&i.key)),
         sub.imports,
         |a, b| a.key < b.key,
     );
     let dns = merge_by(
-        last.dns.iter().filter(|r| kept(&record_key(r))),
+        last.dns
+            .iter()
+            .filter(|r| !changed_names.contains(&(r.namespace.as_str(), r.name.as_str()))),
         sub.dns,
         |a, b| (&a.namespace, &a.name) < (&b.namespace, &b.name),
     );
@@ -507,10 +512,6 @@ fn splice(
         allocations,
         problems,
     }
-}
-
-fn record_key(r: &mcwan_dns::ServiceRecord) -> ServiceKey {
-    ServiceKey::new(r.namespace.as_str(), r.name.as_str())
 }
 
 /// The service a plan problem is about, if it is about one.

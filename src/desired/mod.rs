@@ -69,17 +69,52 @@ pub struct IngressKey {
 
 impl IngressKey {
     fn bytes(&self) -> Vec<u8> {
-        let mut out = format!("{}/{}/{}", self.service, self.protocol, self.port);
+        let mut out = Vec::new();
+        self.write_to(&mut out);
+        out
+    }
+
+    /// FNV-1a of [`IngressKey::bytes`], without building them.
+    fn fnv1a(&self) -> u64 {
+        let mut h = crate::alloc::Fnv1a::default();
+        self.write_to(&mut h);
+        h.0
+    }
+
+    fn write_to(&self, out: &mut impl KeyBytes) {
+        out.put(&format_args!(
+            "{}/{}/{}",
+            self.service, self.protocol, self.port
+        ));
         if let Some(class) = &self.class {
-            out.push('/');
-            out.push_str(class);
+            out.put(&format_args!("/{class}"));
         }
-        out.into_bytes()
     }
 
     /// Whether `other` is the same service port, on whichever class.
     pub fn same_port(&self, other: &Self) -> bool {
         self.port == other.port && self.protocol == other.protocol && self.service == other.service
+    }
+}
+
+/// Where an [`IngressKey`]'s bytes go: a buffer, or a hash fed as they come.
+trait KeyBytes {
+    fn put(&mut self, args: &std::fmt::Arguments<'_>);
+}
+
+impl KeyBytes for Vec<u8> {
+    fn put(&mut self, args: &std::fmt::Arguments<'_>) {
+        use std::io::Write as _;
+        // Writing to a Vec cannot fail.
+        let _ = self.write_fmt(*args);
+    }
+}
+
+impl KeyBytes for crate::alloc::Fnv1a {
+    fn put(&mut self, args: &std::fmt::Arguments<'_>) {
+        use std::fmt::Write as _;
+        // Hashing cannot fail.
+        let _ = self.write_fmt(*args);
     }
 }
 

@@ -1157,3 +1157,23 @@ fn a_wan_import_of_a_service_the_exporter_is_read_exporting_changes_nothing() {
 
 mod incremental;
 mod wan_route;
+
+#[test]
+fn an_ingress_key_hashes_as_its_bytes_do() {
+    for class in [None, Some("gold".to_owned())] {
+        let key = IngressKey {
+            service: ServiceKey::new("secure", "payment"),
+            protocol: Protocol::Udp,
+            port: 8443,
+            class,
+        };
+        assert_eq!(key.fnv1a(), crate::alloc::fnv1a(&key.bytes()));
+    }
+    let key = IngressKey {
+        service: ServiceKey::new("a", "b"),
+        protocol: Protocol::Tcp,
+        port: 80,
+        class: Some("silver".into()),
+    };
+    assert_eq!(key.bytes(), b"a/b/TCP/80/silver");
+}

@@ -130,8 +130,9 @@ impl Reconciler {
             "applied desired state"
         );
         self.previous = state.allocations.clone();
+        let last = self.current.borrow().clone();
         self.metrics
-            .observe_reconcile(catalog, &state, started.elapsed());
+            .observe_reconcile(catalog, last.as_deref(), &state, started.elapsed());
         self.current.send_replace(Some(state));
         self.health.pass("reconcile");
     }
