@@ -58,4 +58,4 @@ pub use server::{
     serve, Admitted, ConnectionSlots, DnsServer, ServeError, ServerOptions, TcpLimits, UdpPath,
 };
 pub use service::{HeadlessEndpoint, PortProtocol, PortRecord, ServiceRecord, ServiceRecordKind};
-pub use zone::{FieldProblem, Zone, ZoneBuild, ZoneError};
+pub use zone::{FieldProblem, ServiceChange, Zone, ZoneBuild, ZoneError};

@@ -24,13 +24,15 @@ use crate::catalog::Catalog;
 use crate::model::{ClusterId, ClusterObjects, Protocol, ServiceKey};
 use crate::problem::Problem;
 
-/// How a plan was made, for the reconciler's log.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How a plan was made: for the reconciler's log, and for the parts of the state it builds
+/// further (the DNS zone), which then need to touch only the changed services.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Planned {
     /// Every service computed; `why` names what made it necessary.
     Full { why: &'static str },
-    /// Only the services whose objects changed.
-    Services { changed: usize },
+    /// Only these services, whose objects changed (or whose ingress ports moved); every other
+    /// service's part of the state is the last plan's.
+    Services { changed: BTreeSet<ServiceKey> },
 }
 
 /// Plans catalog after catalog, remembering the last one. See the module documentation.
@@ -240,15 +242,16 @@ impl Last {
         None
     }
 
-    /// The last state with the `changed` services planned again, with `previous` allocations.
+    /// The `changed` services planned again, with `previous` allocations, around the other
+    /// services' allocations; its allocations are already spliced into the last plan's.
     fn part(
         &self,
         inputs: Inputs<'_>,
         changed: &BTreeSet<ServiceKey>,
         previous: &Allocations,
-    ) -> DesiredState {
+    ) -> (DesiredState, Allocations) {
         let part = part_of(inputs.catalog, changed);
-        let sub = compute_around(
+        let mut sub = compute_around(
             Inputs {
                 catalog: &part,
                 previous,
@@ -259,7 +262,12 @@ impl Last {
                 computed: changed,
             }),
         );
-        splice(&self.state, sub, changed, inputs.catalog.problems.len())
+        let allocations = splice_allocations(
+            &self.state.allocations,
+            std::mem::take(&mut sub.allocations),
+            changed,
+        );
+        (sub, allocations)
     }
 
     /// Plans only the services whose objects changed. `None` when the change reaches further
@@ -272,7 +280,9 @@ impl Last {
             differing(&before.endpoint_slices, &now.endpoint_slices, &mut changed);
         }
         if changed.is_empty() {
-            return Some(Planned::Services { changed: 0 });
+            return Some(Planned::Services {
+                changed: BTreeSet::new(),
+            });
         }
         // Whether a namespace exists can change with its first or last object.
         let namespaces: BTreeSet<&str> = changed.iter().map(|k| k.namespace.as_str()).collect();
@@ -291,18 +301,18 @@ impl Last {
             inputs.previous,
             &self.state.allocations.ingress_ports,
         );
-        let mut state = self.part(inputs, &changed, &with_history);
-        if inputs.previous.ingress_ports.is_empty() && !state.allocations.ingress_ports.is_empty() {
+        let (mut sub, mut allocations) = self.part(inputs, &changed, &with_history);
+        if inputs.previous.ingress_ports.is_empty() && !allocations.ingress_ports.is_empty() {
             // Ingress ports computed without history (static catalogs: every gateway must reach
             // the same ports from the catalog alone): a new service can move others' ports.
             // Those services are planned again, on the ports a computation from scratch gives.
-            let moves = moves_from_scratch(&state.allocations)?;
+            let moves = moves_from_scratch(&allocations)?;
             let mut moved = changed.clone();
             moved.extend(moves.iter().map(|(_, key, _)| key.service.clone()));
             if moved.len() > changed.len() {
                 changed = moved;
                 let mut previous =
-                    previous_of(&changed, inputs.previous, &state.allocations.ingress_ports);
+                    previous_of(&changed, inputs.previous, &allocations.ingress_ports);
                 for (cluster, key, port) in moves {
                     previous
                         .ingress_ports
@@ -311,9 +321,16 @@ impl Last {
                         .0
                         .insert(key, port);
                 }
-                state = self.part(inputs, &changed, &previous);
+                (sub, allocations) = self.part(inputs, &changed, &previous);
             }
         }
+        let state = splice(
+            &self.state,
+            sub,
+            allocations,
+            &changed,
+            inputs.catalog.problems.len(),
+        );
         if exhausted(&state) {
             // Which service a full pool leaves out is for a full computation to say.
             return None;
@@ -333,9 +350,7 @@ impl Last {
         // The changed services may have filled a pool.
         self.partial_ok = partial_ok(inputs.catalog, &state);
         self.state = Arc::new(state);
-        Some(Planned::Services {
-            changed: changed.len(),
-        })
+        Some(Planned::Services { changed })
     }
 }
 
@@ -430,10 +445,52 @@ fn part_of(catalog: &Catalog, changed: &BTreeSet<ServiceKey>) -> Catalog {
     }
 }
 
-/// `last` with the `changed` services' parts replaced by `sub`'s (a plan of only them).
+/// `last`'s allocations with the `changed` services' replaced by `sub`'s (of only them), and
+/// the shared ones (subnets, policies) as `sub` has them.
+fn splice_allocations(
+    last: &Allocations,
+    mut sub: Allocations,
+    changed: &BTreeSet<ServiceKey>,
+) -> Allocations {
+    let kept = |key: &ServiceKey| !changed.contains(key);
+    let mut vips: BTreeMap<ServiceKey, std::net::IpAddr> = last
+        .vips
+        .iter()
+        .filter(|(k, _)| kept(k))
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
+    vips.append(&mut sub.vips);
+    sub.vips = vips;
+    let mut ingress_ports: BTreeMap<ClusterId, IngressPorts> = last
+        .ingress_ports
+        .iter()
+        .map(|(cluster, ports)| {
+            let kept = ports
+                .iter()
+                .filter(|(k, _)| kept(&k.service))
+                .map(|(k, p)| (k.clone(), *p))
+                .collect();
+            (cluster.clone(), IngressPorts(kept))
+        })
+        .collect();
+    for (cluster, mut ports) in std::mem::take(&mut sub.ingress_ports) {
+        ingress_ports
+            .entry(cluster)
+            .or_default()
+            .0
+            .append(&mut ports.0);
+    }
+    ingress_ports.retain(|_, ports| !ports.is_empty());
+    sub.ingress_ports = ingress_ports;
+    sub
+}
+
+/// `last` with the `changed` services' parts replaced by `sub`'s (a plan of only them), and
+/// `allocations` (spliced already, [`splice_allocations`]).
 fn splice(
     last: &DesiredState,
     sub: DesiredState,
+    allocations: Allocations,
     changed: &BTreeSet<ServiceKey>,
     from_catalog: usize,
 ) -> DesiredState {
@@ -472,24 +529,6 @@ fn splice(
         sub.ipvs.ingress,
         vs_less,
     );
-    let mut allocations = sub.allocations;
-    let mut vips = last.allocations.vips.clone();
-    vips.retain(|k, _| kept(k));
-    vips.append(&mut allocations.vips);
-    allocations.vips = vips;
-    let mut ingress_ports = last.allocations.ingress_ports.clone();
-    for ports in ingress_ports.values_mut() {
-        ports.0.retain(|k, _| kept(&k.service));
-    }
-    for (cluster, mut ports) in std::mem::take(&mut allocations.ingress_ports) {
-        ingress_ports
-            .entry(cluster)
-            .or_default()
-            .0
-            .append(&mut ports.0);
-    }
-    ingress_ports.retain(|_, ports| !ports.is_empty());
-    allocations.ingress_ports = ingress_ports;
     // The catalog's problems as they are now (the part carried them whole), then the plan's:
     // the shared ones (the part computed them whole) and each service's.
     let (catalog_problems, sub_plan) = sub.problems.split_at(from_catalog);

@@ -12,6 +12,7 @@ use tracing::{error, info, warn};
 use crate::admin::{Health, Metrics};
 use crate::catalog::Catalog;
 use crate::desired::{self, Allocations, DesiredState, DownClusters, PlanConfig, Planned};
+use crate::model::ServiceKey;
 use crate::problem::{Problem, Severity};
 
 #[derive(Debug)]
@@ -97,8 +98,17 @@ impl Reconciler {
         self.report(&state.problems);
         let planned_in = started.elapsed();
         // Only the changed services' names are built; the others are shared with the zone
-        // being served.
-        let records = match self.zone.load().rebuild(&self.zone_config, &state.dns) {
+        // being served. After a plan of some services, only theirs are even looked at (and a
+        // service whose records cannot be served is reported when it changes).
+        let serving = self.zone.load();
+        let built = match &planned {
+            Planned::Services { changed } if *serving.config() == self.zone_config => {
+                Ok(serving.update(&zone_changes(&state.dns, changed)))
+            }
+            _ => serving.rebuild(&self.zone_config, &state.dns),
+        };
+        drop(serving);
+        let records = match built {
             Ok(built) => {
                 for e in built.errors {
                     error!(error = %e, "DNS records of a service left out of the zone");
@@ -113,9 +123,9 @@ impl Reconciler {
             }
         };
         let zoned = started.elapsed();
-        let (full_plan, changed_services) = match planned {
-            Planned::Full { why } => (Some(why), None),
-            Planned::Services { changed } => (None, Some(changed)),
+        let (full_plan, changed_services) = match &planned {
+            Planned::Full { why } => (Some(*why), None),
+            Planned::Services { changed } => (None, Some(changed.len())),
         };
         info!(
             plan_ms = planned_in.as_millis() as u64,
@@ -154,4 +164,28 @@ impl Reconciler {
         }
         self.reported = now;
     }
+}
+
+/// The zone's changes for the `changed` services: each one's records in `dns` (sorted by
+/// namespace and name, as the plan gives them), or none.
+fn zone_changes<'a>(
+    dns: &'a [mcwan_dns::ServiceRecord],
+    changed: &'a BTreeSet<ServiceKey>,
+) -> Vec<mcwan_dns::ServiceChange<'a>> {
+    changed
+        .iter()
+        .map(|key| {
+            let (namespace, name) = (key.namespace.as_str(), key.name.as_str());
+            let at = dns
+                .partition_point(|r| (r.namespace.as_str(), r.name.as_str()) < (namespace, name));
+            let record = dns
+                .get(at)
+                .filter(|r| r.namespace == namespace && r.name == name);
+            mcwan_dns::ServiceChange {
+                namespace,
+                name,
+                record,
+            }
+        })
+        .collect()
 }

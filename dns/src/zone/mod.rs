@@ -8,7 +8,7 @@ mod node;
 mod publication;
 mod serial;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::sync::Arc;
@@ -39,13 +39,46 @@ pub struct Zone {
     origin_labels: usize,
     /// The apex part's nodes.
     nodes: HashMap<LowerName, Node>,
-    /// The services' fragments, by the hash of their `(namespace, name)` labels; a hash shared
-    /// by several services holds each.
-    services: HashMap<u64, Vec<Arc<Fragment>>>,
+    /// The services' fragments, by the hash of their `(namespace, name)` labels, in
+    /// [`SHARDS`] shards (by the hash's low bits) that an update copies only when it changes
+    /// one of their services; a hash shared by several services holds each.
+    services: Vec<Arc<Shard>>,
+    /// How many services with names each namespace has (its `<ns>.svc` name exists while one
+    /// does).
+    namespaces: Arc<BTreeMap<Box<[u8]>, usize>>,
+    /// The services' part of the digest behind the serial, and of the record count.
+    services_digest: u64,
+    services_records: usize,
     hasher: RandomState,
     negative_soa: RRset,
     serial: u32,
     record_count: usize,
+}
+
+/// How many shards hold the services' fragments: an update copies one shard per changed
+/// service (and the list of shards), whatever the size of the zone.
+const SHARDS: usize = 256;
+
+type Shard = HashMap<u64, Vec<Arc<Fragment>>>;
+
+fn shard_of(hash: u64) -> usize {
+    (hash % SHARDS as u64) as usize
+}
+
+/// One service in an update ([`Zone::update`]): its record now, or `None` when it is gone.
+#[derive(Clone, Copy, Debug)]
+pub struct ServiceChange<'a> {
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub record: Option<&'a ServiceRecord>,
+}
+
+/// What a zone holds of its services, apart from the apex built over them.
+struct Parts {
+    services: Vec<Arc<Shard>>,
+    namespaces: Arc<BTreeMap<Box<[u8]>, usize>>,
+    services_digest: u64,
+    services_records: usize,
 }
 
 /// One service's names, and the record they were built from.
@@ -118,15 +151,14 @@ impl Zone {
             None => Apex::from_config(config)?,
         };
         let origin = apex.origin.clone();
-        let origin_labels = usize::from(origin.num_labels());
         let hasher = previous.map_or_else(RandomState::new, |p| p.hasher.clone());
         let mut errors = Vec::new();
 
         let mut ordered: Vec<&ServiceRecord> = services.iter().collect();
         // Stable: among equal keys, the first given stays first.
         ordered.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-        let mut fragments: HashMap<u64, Vec<Arc<Fragment>>> = HashMap::with_capacity(ordered.len());
-        let mut namespaces: BTreeSet<Box<[u8]>> = BTreeSet::new();
+        let mut services: Vec<Shard> = vec![HashMap::new(); SHARDS];
+        let mut namespaces: BTreeMap<Box<[u8]>, usize> = BTreeMap::new();
         let mut digest = 0u64;
         let mut record_count = 0usize;
         let mut last: Option<&ServiceRecord> = None;
@@ -152,20 +184,114 @@ impl Zone {
             if fragment.nodes.is_empty() {
                 continue;
             }
-            if !namespaces.contains(&fragment.namespace) {
-                namespaces.insert(fragment.namespace.clone());
-            }
+            *namespaces.entry(fragment.namespace.clone()).or_default() += 1;
             digest = digest.wrapping_add(fragment.digest);
             record_count += fragment.record_count;
-            fragments
-                .entry(key_hash(&hasher, &fragment.namespace, &fragment.name))
+            let hash = key_hash(&hasher, &fragment.namespace, &fragment.name);
+            services[shard_of(hash)]
+                .entry(hash)
                 .or_default()
                 .push(fragment);
         }
+        let parts = Parts {
+            services: services.into_iter().map(Arc::new).collect(),
+            namespaces: Arc::new(namespaces),
+            services_digest: digest,
+            services_records: record_count,
+        };
+        Ok(ZoneBuild {
+            zone: Self::finish(config, apex, hasher, parts),
+            errors,
+        })
+    }
 
+    /// This zone with the services `changes` name replaced by their records now (or removed),
+    /// as [`Zone::rebuild`] gives it for the whole list of services after the change; the
+    /// other services' names are shared, and only the changed services' shards are copied. So
+    /// its cost follows the number of changes, not the size of the zone. A service named twice
+    /// in `changes` takes the last record given. Errors name the changed services left out.
+    pub fn update(&self, changes: &[ServiceChange<'_>]) -> ZoneBuild {
+        let origin = self.apex.origin.clone();
+        let mut services = self.services.clone();
+        let mut namespaces = Arc::clone(&self.namespaces);
+        let (mut digest, mut record_count) = (self.services_digest, self.services_records);
+        let mut errors = Vec::new();
+        for change in changes {
+            let (namespace, name) = (lowered(change.namespace), lowered(change.name));
+            let hash = key_hash(&self.hasher, &namespace, &name);
+            let shard = Arc::make_mut(&mut services[shard_of(hash)]);
+            let list = shard.entry(hash).or_default();
+            let at = list.partition_point(|f| {
+                (f.record.namespace.as_str(), f.record.name.as_str())
+                    < (change.namespace, change.name)
+            });
+            let old = list
+                .get(at)
+                .filter(|f| f.record.namespace == change.namespace && f.record.name == change.name)
+                .cloned();
+            if let (Some(old), Some(record)) = (&old, change.record) {
+                if old.record == *record {
+                    continue;
+                }
+            }
+            if let Some(old) = old {
+                list.remove(at);
+                digest = digest.wrapping_sub(old.digest);
+                record_count -= old.record_count;
+                let namespaces = Arc::make_mut(&mut namespaces);
+                if let Some(n) = namespaces.get_mut(&old.namespace) {
+                    *n -= 1;
+                    if *n == 0 {
+                        namespaces.remove(&old.namespace);
+                    }
+                }
+            }
+            let fragment =
+                change
+                    .record
+                    .and_then(|record| match Publication::new(record, &origin) {
+                        Ok(publication) => Some(Fragment::new(record, &publication, self.apex.ttl)),
+                        Err(error) => {
+                            errors.push(error);
+                            None
+                        }
+                    });
+            match fragment {
+                Some(fragment) if !fragment.nodes.is_empty() => {
+                    *Arc::make_mut(&mut namespaces)
+                        .entry(fragment.namespace.clone())
+                        .or_default() += 1;
+                    digest = digest.wrapping_add(fragment.digest);
+                    record_count += fragment.record_count;
+                    list.insert(at, Arc::new(fragment));
+                }
+                _ => {
+                    if list.is_empty() {
+                        shard.remove(&hash);
+                    }
+                }
+            }
+        }
+        let parts = Parts {
+            services,
+            namespaces,
+            services_digest: digest,
+            services_records: record_count,
+        };
+        ZoneBuild {
+            zone: Self::finish(&self.config, self.apex.clone(), self.hasher.clone(), parts),
+            errors,
+        }
+    }
+
+    /// The zone of `parts`: the apex built over their namespaces and digest.
+    fn finish(config: &ZoneConfig, apex: Apex, hasher: RandomState, parts: Parts) -> Self {
+        let origin = apex.origin.clone();
+        let origin_labels = usize::from(origin.num_labels());
         let svc = Label::from_ascii("svc").ok();
-        let namespace_names: Vec<LowerName> = namespaces
-            .iter()
+        let namespace_names: Vec<LowerName> = parts
+            .namespaces
+            .keys()
             .filter_map(|ns| {
                 let labels = [Label::from_raw_bytes(ns).ok()?, svc.clone()?];
                 let name = Name::from_labels(labels)
@@ -175,32 +301,38 @@ impl Zone {
                 Some(LowerName::new(&name))
             })
             .collect();
-        let built = ZoneBuilder::apex(&apex, &namespace_names, digest);
-        Ok(ZoneBuild {
-            zone: Self {
-                config: config.clone(),
-                origin: LowerName::new(&origin),
-                origin_labels,
-                apex,
-                nodes: built.nodes,
-                services: fragments,
-                hasher,
-                negative_soa: built.negative_soa,
-                serial: built.serial,
-                record_count: record_count + built.record_count,
-            },
-            errors,
-        })
+        let built = ZoneBuilder::apex(&apex, &namespace_names, parts.services_digest);
+        Self {
+            config: config.clone(),
+            origin: LowerName::new(&origin),
+            origin_labels,
+            apex,
+            nodes: built.nodes,
+            services: parts.services,
+            namespaces: parts.namespaces,
+            services_digest: parts.services_digest,
+            services_records: parts.services_records,
+            hasher,
+            negative_soa: built.negative_soa,
+            serial: built.serial,
+            record_count: parts.services_records + built.record_count,
+        }
     }
 
     /// This zone's fragment of `service`, if it was built from the same record.
     fn fragment_for(&self, service: &ServiceRecord) -> Option<Arc<Fragment>> {
         let (namespace, name) = (lowered(&service.namespace), lowered(&service.name));
-        self.services
-            .get(&key_hash(&self.hasher, &namespace, &name))?
+        let hash = key_hash(&self.hasher, &namespace, &name);
+        self.services[shard_of(hash)]
+            .get(&hash)?
             .iter()
             .find(|f| f.record == *service)
             .cloned()
+    }
+
+    /// The configuration the zone was built with.
+    pub fn config(&self) -> &ZoneConfig {
+        &self.config
     }
 
     /// The SOA serial: a digest of the content, so it changes whenever the content does.
@@ -247,8 +379,9 @@ impl Zone {
         }
         let namespace = labels.next()?;
         let service = labels.next()?;
-        self.services
-            .get(&key_hash(&self.hasher, namespace, service))?
+        let hash = key_hash(&self.hasher, namespace, service);
+        self.services[shard_of(hash)]
+            .get(&hash)?
             .iter()
             .find(|f| *f.namespace == *namespace && *f.name == *service)
             .map(AsRef::as_ref)
@@ -295,7 +428,12 @@ impl fmt::Debug for Zone {
             .field("records", &self.record_count)
             .field(
                 "services",
-                &self.services.values().map(Vec::len).sum::<usize>(),
+                &self
+                    .services
+                    .iter()
+                    .flat_map(|shard| shard.values())
+                    .map(Vec::len)
+                    .sum::<usize>(),
             )
             .finish()
     }
@@ -457,7 +595,7 @@ mod tests {
     /// Every owner name a zone serves or hides, apex and services.
     fn names(zone: &Zone) -> Vec<LowerName> {
         let mut out: Vec<LowerName> = zone.nodes.keys().cloned().collect();
-        for fragments in zone.services.values() {
+        for fragments in zone.services.iter().flat_map(|shard| shard.values()) {
             for f in fragments {
                 out.extend(f.nodes.keys().cloned());
             }
@@ -468,6 +606,23 @@ mod tests {
 
     fn answer(zone: &Zone, name: &LowerName) -> String {
         format!("{:?}", zone.lookup(name))
+    }
+
+    /// `got` serves what `fresh` (built from scratch) serves, for every name of either and of
+    /// the zone `before` they were made from.
+    fn assert_same_zone(got: &Zone, fresh: &Zone, before: &Zone, step: usize) {
+        assert_eq!(got.serial(), fresh.serial(), "step {step}");
+        assert_eq!(got.len(), fresh.len(), "step {step}");
+        let mut all = names(before);
+        all.extend(names(fresh));
+        assert_eq!(names(got), names(fresh), "step {step}");
+        for name in &all {
+            assert_eq!(
+                answer(got, name),
+                answer(fresh, name),
+                "step {step}: {name}"
+            );
+        }
     }
 
     /// The services of step `step`: some unchanged, some changed, added or gone.
@@ -516,20 +671,89 @@ mod tests {
             let fresh = Zone::build(&config, &services).unwrap();
             assert!(rebuilt.errors.is_empty() && fresh.errors.is_empty());
             let (rebuilt, fresh) = (rebuilt.zone, fresh.zone);
-            assert_eq!(rebuilt.serial(), fresh.serial(), "step {step}");
-            assert_eq!(rebuilt.len(), fresh.len(), "step {step}");
-            let mut all = names(&zone);
-            all.extend(names(&fresh));
-            assert_eq!(names(&rebuilt), names(&fresh), "step {step}");
-            for name in &all {
-                assert_eq!(
-                    answer(&rebuilt, name),
-                    answer(&fresh, name),
-                    "step {step}: {name}"
-                );
-            }
+            assert_same_zone(&rebuilt, &fresh, &zone, step);
             zone = rebuilt;
         }
+    }
+
+    /// What turns `before` into `after`, service by service (unchanged ones included now and
+    /// then: an update may name a service whose record is the same).
+    fn changes<'a>(
+        before: &'a [ServiceRecord],
+        after: &'a [ServiceRecord],
+        step: usize,
+    ) -> Vec<ServiceChange<'a>> {
+        let key = |r: &'a ServiceRecord| (r.namespace.as_str(), r.name.as_str());
+        let old: BTreeMap<_, _> = before.iter().map(|r| (key(r), r)).collect();
+        let new: BTreeMap<_, _> = after.iter().map(|r| (key(r), r)).collect();
+        let mut out = Vec::new();
+        for (k, r) in &new {
+            if old.get(k) != Some(r) || (k.1.len() + step).is_multiple_of(5) {
+                out.push(ServiceChange {
+                    namespace: k.0,
+                    name: k.1,
+                    record: Some(*r),
+                });
+            }
+        }
+        for k in old.keys().filter(|k| !new.contains_key(*k)) {
+            out.push(ServiceChange {
+                namespace: k.0,
+                name: k.1,
+                record: None,
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn an_updated_zone_is_the_zone_built_from_scratch() {
+        let config = ZoneConfig::default();
+        let mut services = services_at(0);
+        let mut zone = Zone::build(&config, &services).unwrap().zone;
+        for step in 1..40 {
+            let mut next = services_at(step);
+            if step % 6 == 0 {
+                // A service whose record cannot be served: left out, and named.
+                next[1].name = "Not_A_Label".into();
+            }
+            let updated = zone.update(&changes(&services, &next, step));
+            let fresh = Zone::build(&config, &next).unwrap();
+            assert_eq!(
+                updated.errors.len(),
+                usize::from(step % 6 == 0),
+                "step {step}: {:?}",
+                updated.errors
+            );
+            assert_eq!(updated.errors.len(), fresh.errors.len());
+            let (updated, fresh) = (updated.zone, fresh.zone);
+            assert_same_zone(&updated, &fresh, &zone, step);
+            zone = updated;
+            services = next;
+        }
+    }
+
+    #[test]
+    fn an_update_copies_only_the_shards_of_the_changed_services() {
+        let config = ZoneConfig::default();
+        let services = services_at(0);
+        let zone = Zone::build(&config, &services).unwrap().zone;
+        let changed = clusterset_ip(&services[0].namespace, &services[0].name, "10.7.7.7");
+        let updated = zone
+            .update(&[ServiceChange {
+                namespace: &changed.namespace,
+                name: &changed.name,
+                record: Some(&changed),
+            }])
+            .zone;
+        let copied = zone
+            .services
+            .iter()
+            .zip(&updated.services)
+            .filter(|(a, b)| !Arc::ptr_eq(a, b))
+            .count();
+        assert_eq!(copied, 1);
+        assert_ne!(zone.serial(), updated.serial());
     }
 
     #[test]

@@ -198,6 +198,7 @@ fn the_planner_gives_what_a_full_computation_gives_over_random_changes() {
         let mut down = DownClusters::default();
         let mut previous = Allocations::default();
         let mut planner = Planner::new();
+        let mut last_state: Option<std::sync::Arc<DesiredState>> = None;
         let static_catalog = seed % 2 == 1;
         let mut history = Vec::new();
         for step in 0..400 {
@@ -218,10 +219,30 @@ fn the_planner_gives_what_a_full_computation_gives_over_random_changes() {
             };
             let full = compute(inputs);
             let (planned, how) = planner.plan(inputs);
-            match how {
-                Planned::Services { .. } => partial_plans += 1,
-                Planned::Full { why } => *full_plans.entry(why).or_insert(0) += 1,
+            match &how {
+                Planned::Services { changed } => {
+                    partial_plans += 1;
+                    // The zone is updated for the changed services only: every service whose
+                    // DNS records differ from the last plan's must be among them.
+                    if let Some(last) = &last_state {
+                        for key in dns_differences(&last.dns, &planned.dns) {
+                            assert!(
+                                changed.contains(&key),
+                                "seed {seed} step {step}: {key}'s records changed, and the plan names only {changed:?}"
+                            );
+                        }
+                    }
+                }
+                Planned::Full { why } => *full_plans.entry(*why).or_insert(0) += 1,
             }
+            assert!(
+                planned
+                    .dns
+                    .windows(2)
+                    .all(|w| (&w[0].namespace, &w[0].name) < (&w[1].namespace, &w[1].name)),
+                "seed {seed} step {step}: the records are not sorted by namespace and name"
+            );
+            last_state = Some(planned.clone());
             if *planned != full {
                 let recent = &history[history.len().saturating_sub(6)..];
                 panic!(
@@ -238,4 +259,30 @@ fn the_planner_gives_what_a_full_computation_gives_over_random_changes() {
         partial_plans * 2 > steps,
         "only {partial_plans} of {steps} plans were partial; full ones: {full_plans:?}"
     );
+}
+
+/// The services whose DNS records differ between two plans' (each sorted by service).
+fn dns_differences(
+    before: &[mcwan_dns::ServiceRecord],
+    after: &[mcwan_dns::ServiceRecord],
+) -> BTreeSet<ServiceKey> {
+    let by_key =
+        |records: &[mcwan_dns::ServiceRecord]| -> BTreeMap<ServiceKey, mcwan_dns::ServiceRecord> {
+            records
+                .iter()
+                .map(|r| {
+                    (
+                        ServiceKey::new(r.namespace.as_str(), r.name.as_str()),
+                        r.clone(),
+                    )
+                })
+                .collect()
+        };
+    let (before, after) = (by_key(before), by_key(after));
+    before
+        .keys()
+        .chain(after.keys())
+        .filter(|k| before.get(*k) != after.get(*k))
+        .cloned()
+        .collect()
 }
