@@ -340,7 +340,17 @@ fn sigterm_stops_the_gateway_cleanly() {
 #[test]
 fn sighup_reloads_and_the_gateway_keeps_answering() {
     let mut gw = start("cluster-2");
-    let before = dig(gw.port, &["payment.secure.svc.clusterset.local", "+short"]);
+    // The apex answers as soon as DNS listens, maybe before the catalog's first plan: wait for
+    // the service itself.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let before = loop {
+        let answer = dig(gw.port, &["payment.secure.svc.clusterset.local", "+short"]);
+        if !answer.trim().is_empty() {
+            break answer;
+        }
+        assert!(Instant::now() < deadline, "payment never answered");
+        std::thread::sleep(Duration::from_millis(50));
+    };
     for _ in 0..3 {
         let pid = gw.child.id().to_string();
         assert!(Command::new("kill")
