@@ -30,8 +30,9 @@ use crate::{ServiceRecord, ZoneConfig};
 /// The apex (SOA, NS, `dns-version`, the empty non-terminals above the services) is one small
 /// part; each service's names (`<svc>.<ns>.svc.<zone>` and below, which no other service
 /// shares) are a fragment of their own. [`Zone::rebuild`] builds only the fragments of the
-/// services that changed and shares the others with the zone it starts from, so the cost of
-/// a change follows the change, not the size of the zone.
+/// services whose records changed and shares the others with the zone it starts from (it
+/// still compares every record); [`Zone::update`], told which services changed, looks at
+/// nothing else, so the cost of a change follows the change, not the size of the zone.
 pub struct Zone {
     config: ZoneConfig,
     apex: Apex,
