@@ -474,7 +474,7 @@ impl Metrics {
         };
         let Some(last) = last else {
             self.import_healthy_clusters.clear();
-            state.imports.iter().for_each(set);
+            state.imports.iter().for_each(|import| set(import));
             return;
         };
         // Both lists are sorted by service: one walk pairs them.
@@ -660,11 +660,12 @@ mod tests {
         // One import gone, one with another VIP and fewer clusters, one new.
         let mut second = first.clone();
         second.imports.remove(0);
-        second.imports[0].vip = Some("241.64.9.9".parse().unwrap());
-        second.imports[0].clusters.clear();
-        let mut added = second.imports[0].clone();
+        let changed = std::sync::Arc::make_mut(&mut second.imports[0]);
+        changed.vip = Some("241.64.9.9".parse().unwrap());
+        changed.clusters.clear();
+        let mut added = (*second.imports[0]).clone();
         added.key = crate::model::ServiceKey::new("zz", "added");
-        second.imports.push(added);
+        second.imports.push(added.into());
 
         let m = Metrics::new();
         m.observe_reconcile(&catalog, None, &first, Duration::ZERO);

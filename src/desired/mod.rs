@@ -14,6 +14,7 @@ pub mod weights;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnet::{IpNet, Ipv4Net};
 use serde::{Deserialize, Serialize};
@@ -179,10 +180,11 @@ pub struct Import {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct DesiredState {
     pub cluster_id: ClusterId,
-    pub imports: Vec<Import>,
+    /// Each import, shared (as each DNS record) with the plans after it that leave it as it is.
+    pub imports: Vec<Arc<Import>>,
     /// This cluster's exports and their conditions.
     pub exports: Vec<ExportStatus>,
-    pub dns: Vec<mcwan_dns::ServiceRecord>,
+    pub dns: Vec<Arc<mcwan_dns::ServiceRecord>>,
     pub ipvs: IpvsTables,
     pub tunnels: TunnelPlan,
     pub allocations: Allocations,
@@ -340,11 +342,14 @@ fn compute_around(inputs: Inputs<'_>, around: Option<Around<'_>>) -> DesiredStat
     problems[from_catalog..].sort();
     DesiredState {
         cluster_id: cluster_id.to_owned(),
-        dns: dns::records(&ctx, &imports),
+        dns: dns::records(&ctx, &imports)
+            .into_iter()
+            .map(Arc::new)
+            .collect(),
         ipvs,
         tunnels,
         exports: exports::statuses(&ctx),
-        imports,
+        imports: imports.into_iter().map(Arc::new).collect(),
         allocations,
         problems,
     }

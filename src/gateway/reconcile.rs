@@ -169,7 +169,7 @@ impl Reconciler {
 /// The zone's changes for the `changed` services: each one's records in `dns` (sorted by
 /// namespace and name, as the plan gives them), or none.
 fn zone_changes<'a>(
-    dns: &'a [mcwan_dns::ServiceRecord],
+    dns: &'a [Arc<mcwan_dns::ServiceRecord>],
     changed: &'a BTreeSet<ServiceKey>,
 ) -> Vec<mcwan_dns::ServiceChange<'a>> {
     changed
@@ -180,7 +180,8 @@ fn zone_changes<'a>(
                 .partition_point(|r| (r.namespace.as_str(), r.name.as_str()) < (namespace, name));
             let record = dns
                 .get(at)
-                .filter(|r| r.namespace == namespace && r.name == name);
+                .filter(|r| r.namespace == namespace && r.name == name)
+                .map(|r| &**r);
             mcwan_dns::ServiceChange {
                 namespace,
                 name,

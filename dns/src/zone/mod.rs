@@ -8,6 +8,7 @@ mod node;
 mod publication;
 mod serial;
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::hash::{BuildHasher, Hasher, RandomState};
@@ -134,17 +135,17 @@ impl Zone {
 
     /// The zone for `services`, as [`Zone::build`] gives it, reusing this zone's names of every
     /// service whose record is unchanged (all of them are built anew when `config` differs).
-    pub fn rebuild(
+    pub fn rebuild<R: Borrow<ServiceRecord>>(
         &self,
         config: &ZoneConfig,
-        services: &[ServiceRecord],
+        services: &[R],
     ) -> Result<ZoneBuild, ZoneError> {
         Self::assemble(config, services, Some(self).filter(|z| z.config == *config))
     }
 
-    fn assemble(
+    fn assemble<R: Borrow<ServiceRecord>>(
         config: &ZoneConfig,
-        services: &[ServiceRecord],
+        services: &[R],
         previous: Option<&Zone>,
     ) -> Result<ZoneBuild, ZoneError> {
         let apex = match previous {
@@ -155,7 +156,7 @@ impl Zone {
         let hasher = previous.map_or_else(RandomState::new, |p| p.hasher.clone());
         let mut errors = Vec::new();
 
-        let mut ordered: Vec<&ServiceRecord> = services.iter().collect();
+        let mut ordered: Vec<&ServiceRecord> = services.iter().map(Borrow::borrow).collect();
         // Stable: among equal keys, the first given stays first.
         ordered.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
         let mut services: Vec<Shard> = vec![HashMap::new(); SHARDS];

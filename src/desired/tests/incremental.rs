@@ -1,5 +1,7 @@
 //! The planner against a full computation, over random change sequences.
 
+use std::sync::Arc;
+
 use super::*;
 
 /// A small seeded generator (xorshift64), so a failing sequence can be replayed.
@@ -198,7 +200,7 @@ fn the_planner_gives_what_a_full_computation_gives_over_random_changes() {
         let mut down = DownClusters::default();
         let mut previous = Allocations::default();
         let mut planner = Planner::new();
-        let mut last_state: Option<std::sync::Arc<DesiredState>> = None;
+        let mut last_state: Option<Arc<DesiredState>> = None;
         let static_catalog = seed % 2 == 1;
         let mut history = Vec::new();
         for step in 0..400 {
@@ -263,11 +265,11 @@ fn the_planner_gives_what_a_full_computation_gives_over_random_changes() {
 
 /// The services whose DNS records differ between two plans' (each sorted by service).
 fn dns_differences(
-    before: &[mcwan_dns::ServiceRecord],
-    after: &[mcwan_dns::ServiceRecord],
+    before: &[Arc<mcwan_dns::ServiceRecord>],
+    after: &[Arc<mcwan_dns::ServiceRecord>],
 ) -> BTreeSet<ServiceKey> {
     let by_key =
-        |records: &[mcwan_dns::ServiceRecord]| -> BTreeMap<ServiceKey, mcwan_dns::ServiceRecord> {
+        |records: &[Arc<mcwan_dns::ServiceRecord>]| -> BTreeMap<ServiceKey, Arc<mcwan_dns::ServiceRecord>> {
             records
                 .iter()
                 .map(|r| {
