@@ -199,11 +199,21 @@ fn l7_story(lab: &Lab) {
             ("traceparent", traceparent.as_str()),
             ("x-request-id", "seed-1"),
         ];
-        let reply = lab
-            .http(2, vip, "GET", &sized("/payment"), &headers)
-            .unwrap();
-        assert_eq!(reply.status, 200, "{}", reply.body);
-        reply
+        // The business class's path (cluster-1's ingress on that class's port, the hand-off
+        // route to it) may come up a moment after the default class's ingress counted above:
+        // the proxy answers 502 until it does.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let reply = lab
+                .http(2, vip, "GET", &sized("/payment"), &headers)
+                .unwrap();
+            if reply.status == 502 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(200));
+                continue;
+            }
+            assert_eq!(reply.status, 200, "{}", reply.body);
+            break reply;
+        }
     });
     assert_eq!(get.status, 200, "{}", get.body);
     let seen = get.body.lines().next().unwrap();
