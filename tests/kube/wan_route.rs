@@ -37,6 +37,13 @@ async fn a_wan_route_naming_an_unknown_policy_is_a_warning_event_naming_the_fiel
 ) {
     let cs = Clusterset::start(backend, 2).await;
     export_service(cs.api(0), "shop", "cart").await;
+    // The gateway watches ServiceExports and WANRoutes on separate streams: a WANRoute seen
+    // before its export is (rightly) reported as naming a service not exported here. Wait
+    // until the gateway has written the export's condition, so the event is the policy's.
+    cs.wait_for_object(0, MCS, "serviceexports", Some("shop"), "cart", |e| {
+        condition_is(e, "Valid", "True")
+    })
+    .await;
     cs.api(0).create(wan_route("platinum")).await;
     let event = cs
         .wait_for_event(0, "shop", "cart", "InvalidWANRoute")
