@@ -66,8 +66,8 @@ impl Planner {
             Some(last) => match last.shared_change(&inputs) {
                 Some(why) => why,
                 None => match last.plan_changed(inputs) {
-                    Some(planned) => return (last.state.clone(), planned),
-                    None => "a namespace appeared or went",
+                    Ok(planned) => return (last.state.clone(), planned),
+                    Err(why) => why,
                 },
             },
         };
@@ -230,13 +230,13 @@ impl Last {
         {
             return Some("WAN policies, namespaces, WANImports or WANRoutes");
         }
+        // History for single services (a ClusterSetIP read back, a peer's published ingress
+        // ports) is planned with those services; the rest is shared.
         let last = &self.state.allocations;
         let previous = inputs.previous;
-        let history_free = previous.ingress_ports.is_empty()
-            && previous.class_subnets.is_empty()
-            && previous.vips == last.vips
-            && previous.policies == last.policies;
-        if !history_free && previous != last {
+        if previous.policies != last.policies
+            || (!ports_from_scratch(previous) && previous.class_subnets != last.class_subnets)
+        {
             return Some("allocations adjusted");
         }
         None
@@ -270,17 +270,20 @@ impl Last {
         (sub, allocations)
     }
 
-    /// Plans only the services whose objects changed. `None` when the change reaches further
-    /// (a namespace appears in or leaves a cluster, a pool runs out).
-    fn plan_changed(&mut self, inputs: Inputs<'_>) -> Option<Planned> {
+    /// Plans only the services whose objects or allocation history changed. The error says
+    /// why the change reaches further (a namespace appears in or leaves a cluster, a pool runs
+    /// out, history gives one service what another holds).
+    fn plan_changed(&mut self, inputs: Inputs<'_>) -> Result<Planned, &'static str> {
         let mut changed = BTreeSet::new();
         for ((_, before), (_, now)) in self.catalog.clusters.iter().zip(&inputs.catalog.clusters) {
             differing(&before.services, &now.services, &mut changed);
             differing(&before.exports, &now.exports, &mut changed);
             differing(&before.endpoint_slices, &now.endpoint_slices, &mut changed);
         }
+        adjusted(&self.state.allocations, inputs.previous, &mut changed)
+            .ok_or("allocations adjusted onto another service's")?;
         if changed.is_empty() {
-            return Some(Planned::Services {
+            return Ok(Planned::Services {
                 changed: BTreeSet::new(),
             });
         }
@@ -291,22 +294,23 @@ impl Last {
                 .iter()
                 .any(|ns| before.has_namespace(ns) != now.has_namespace(ns))
             {
-                return None;
+                return Err("a namespace appeared or went");
             }
         }
-        // The changed services keep their ingress ports, and new ones are placed around the
-        // others', as a full computation with this history does.
-        let with_history = previous_of(
-            &changed,
-            inputs.previous,
-            &self.state.allocations.ingress_ports,
-        );
+        // The changed services keep their ingress ports (the history's, when there is one),
+        // and new ones are placed around the others', as a full computation does.
+        let history = if ports_from_scratch(inputs.previous) {
+            &self.state.allocations.ingress_ports
+        } else {
+            &inputs.previous.ingress_ports
+        };
+        let with_history = previous_of(&changed, inputs.previous, history);
         let (mut sub, mut allocations) = self.part(inputs, &changed, &with_history);
         if inputs.previous.ingress_ports.is_empty() && !allocations.ingress_ports.is_empty() {
             // Ingress ports computed without history (static catalogs: every gateway must reach
             // the same ports from the catalog alone): a new service can move others' ports.
             // Those services are planned again, on the ports a computation from scratch gives.
-            let moves = moves_from_scratch(&allocations)?;
+            let moves = moves_from_scratch(&allocations).ok_or("a pool ran out")?;
             let mut moved = changed.clone();
             moved.extend(moves.iter().map(|(_, key, _)| key.service.clone()));
             if moved.len() > changed.len() {
@@ -333,7 +337,7 @@ impl Last {
         );
         if exhausted(&state) {
             // Which service a full pool leaves out is for a full computation to say.
-            return None;
+            return Err("a pool ran out");
         }
         for ((_, kept), (_, now)) in self
             .catalog
@@ -350,15 +354,66 @@ impl Last {
         // The changed services may have filled a pool.
         self.partial_ok = partial_ok(inputs.catalog, &state);
         self.state = Arc::new(state);
-        Some(Planned::Services { changed })
+        Ok(Planned::Services { changed })
     }
 }
 
-/// Adds to `out` every key whose entry differs between `a` and `b` (one walk of both).
-fn differing<V: PartialEq>(
-    a: &BTreeMap<ServiceKey, V>,
-    b: &BTreeMap<ServiceKey, V>,
+/// Whether `previous` leaves ingress ports to be computed from the catalog alone (static
+/// catalogs), rather than carrying their history.
+fn ports_from_scratch(previous: &Allocations) -> bool {
+    previous.ingress_ports.is_empty() && previous.class_subnets.is_empty()
+}
+
+/// Adds to `out` the services whose ClusterSetIP or ingress ports `previous` sets apart from
+/// `last` (history given from outside: ClusterSetIPs read back, a peer's published ports).
+/// `None` when such an address or port is also another's in `previous`: which service keeps
+/// it is for a full computation to say.
+fn adjusted(
+    last: &Allocations,
+    previous: &Allocations,
     out: &mut BTreeSet<ServiceKey>,
+) -> Option<()> {
+    let mut services = BTreeSet::new();
+    differing(&last.vips, &previous.vips, &mut services);
+    let vips: BTreeSet<std::net::IpAddr> = services
+        .iter()
+        .filter_map(|k| previous.vips.get(k).copied())
+        .collect();
+    if !vips.is_empty() && previous.vips.values().filter(|v| vips.contains(v)).count() > vips.len()
+    {
+        return None;
+    }
+    if !ports_from_scratch(previous) {
+        let empty = IngressPorts::default();
+        let clusters: BTreeSet<&ClusterId> = last
+            .ingress_ports
+            .keys()
+            .chain(previous.ingress_ports.keys())
+            .collect();
+        for cluster in clusters {
+            let before = last.ingress_ports.get(cluster).unwrap_or(&empty);
+            let now = previous.ingress_ports.get(cluster).unwrap_or(&empty);
+            let mut moved = BTreeSet::new();
+            differing(&before.0, &now.0, &mut moved);
+            if moved.is_empty() {
+                continue;
+            }
+            let ports: BTreeSet<u16> = moved.iter().filter_map(|k| now.0.get(k).copied()).collect();
+            if now.0.values().filter(|p| ports.contains(p)).count() > ports.len() {
+                return None;
+            }
+            services.extend(moved.into_iter().map(|k| k.service));
+        }
+    }
+    out.append(&mut services);
+    Some(())
+}
+
+/// Adds to `out` every key whose entry differs between `a` and `b` (one walk of both).
+fn differing<K: Ord + Clone, V: PartialEq>(
+    a: &BTreeMap<K, V>,
+    b: &BTreeMap<K, V>,
+    out: &mut BTreeSet<K>,
 ) {
     let (mut a, mut b) = (a.iter().peekable(), b.iter().peekable());
     loop {

@@ -179,6 +179,48 @@ fn change(
     }
 }
 
+/// History from outside, as the Kubernetes gateway adds it before a plan: a peer publishes
+/// another ingress port for a service (at times one another service holds), or none; a
+/// ClusterSetIP is read back (at times another's), or forgotten.
+fn adjust_history(rng: &mut Rng, previous: &mut Allocations) -> String {
+    if rng.one_in(2) {
+        let cluster = CLUSTERS[rng.below(CLUSTERS.len() as u64) as usize];
+        let Some(ports) = previous.ingress_ports.get_mut(cluster) else {
+            return format!("{cluster}: no ingress ports to adjust");
+        };
+        let keys: Vec<IngressKey> = ports.0.keys().cloned().collect();
+        if keys.is_empty() {
+            return format!("{cluster}: no ingress ports to adjust");
+        }
+        let key = rng.pick(&keys).clone();
+        if rng.one_in(4) {
+            ports.0.remove(&key);
+            return format!("{cluster}: the port of {key:?} unpublished");
+        }
+        let other = ports.0[rng.pick(&keys)];
+        let port = if rng.one_in(3) {
+            other
+        } else {
+            other.wrapping_add(1 + rng.below(6) as u16)
+        };
+        ports.0.insert(key.clone(), port);
+        format!("{cluster}: {key:?} published on {port}")
+    } else {
+        let keys: Vec<ServiceKey> = previous.vips.keys().cloned().collect();
+        if keys.is_empty() {
+            return "no ClusterSetIP to adjust".into();
+        }
+        let key = rng.pick(&keys).clone();
+        if rng.one_in(4) {
+            previous.vips.remove(&key);
+            return format!("the ClusterSetIP of {key} forgotten");
+        }
+        let vip: IpAddr = format!("241.64.0.{}", 1 + rng.below(30)).parse().unwrap();
+        previous.vips.insert(key.clone(), vip);
+        format!("{key} read back on {vip}")
+    }
+}
+
 #[test]
 fn the_planner_gives_what_a_full_computation_gives_over_random_changes() {
     let config = PlanConfig {
@@ -211,6 +253,8 @@ fn the_planner_gives_what_a_full_computation_gives_over_random_changes() {
                 // As the static gateway plans: peers' ports from the catalog alone.
                 previous.ingress_ports.clear();
                 previous.class_subnets.clear();
+            } else if rng.one_in(3) {
+                history.push(adjust_history(&mut rng, &mut previous));
             }
             let inputs = Inputs {
                 catalog: &catalog,
