@@ -138,6 +138,12 @@ fn plan_vip(catalog: &Path, cluster: &str, service: &str) -> String {
 fn the_example_resolves_over_udp_and_tcp_as_the_plan_says() {
     let gw = start("cluster-2");
     let vip = plan_vip(gw.catalog.path(), "cluster-2", "payment");
+    wait_rcode(
+        gw.port,
+        "payment.secure.svc.clusterset.local",
+        0,
+        "payment never resolved",
+    );
     assert_eq!(
         dig(gw.port, &["payment.secure.svc.clusterset.local", "+short"]).trim(),
         vip
@@ -252,7 +258,15 @@ fn a_file_rewritten_in_place_in_two_halves_is_never_read_half_written() {
 #[test]
 fn a_broken_catalog_keeps_the_last_good_zone() {
     let gw = start("cluster-2");
+    // The apex answers before the catalog's first plan is served: wait for the service.
+    wait_rcode(
+        gw.port,
+        "payment.secure.svc.clusterset.local",
+        0,
+        "payment never resolved",
+    );
     let before = dig(gw.port, &["payment.secure.svc.clusterset.local", "+short"]);
+    assert!(!before.trim().is_empty(), "no address for payment");
     std::fs::write(
         gw.catalog.path().join("clusterset.yaml"),
         "clusters: [oops\n",
