@@ -410,7 +410,7 @@ fn adjusted(
 }
 
 /// Adds to `out` every key whose entry differs between `a` and `b` (one walk of both).
-fn differing<K: Ord + Clone, V: PartialEq>(
+pub(crate) fn differing<K: Ord + Clone, V: PartialEq>(
     a: &BTreeMap<K, V>,
     b: &BTreeMap<K, V>,
     out: &mut BTreeSet<K>,

@@ -20,6 +20,7 @@ use ipnet::{IpNet, Ipv4Net};
 use serde::{Deserialize, Serialize};
 
 pub use exports::{Condition, ExportStatus, IngressPort};
+pub(crate) use incremental::differing;
 pub use incremental::{Planned, Planner};
 pub use ipvs::{IpvsTables, RealServer, VirtualServer};
 pub use tunnel::{ClassPlan, PeerPlan, TunnelPlan};

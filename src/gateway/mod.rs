@@ -224,7 +224,7 @@ pub async fn run(cmd: GatewayCmd) -> anyhow::Result<()> {
                 hangups,
                 "the built-in example has no catalog to reload",
             ));
-            reconciler.apply(&catalog::embedded_example())
+            reconciler.apply(&catalog::embedded_example());
         }
         (Some((dir, watcher, changes)), None) => {
             let state = match &cmd.state_dir {

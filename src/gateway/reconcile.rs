@@ -84,8 +84,9 @@ impl Reconciler {
         &mut self.previous
     }
 
-    /// Computes the desired state of `catalog` and applies it.
-    pub fn apply(&mut self, catalog: &Catalog) {
+    /// Computes the desired state of `catalog` and applies it; says how it was planned (what
+    /// builds on the state, as the Kubernetes writes do, needs only look at what changed).
+    pub fn apply(&mut self, catalog: &Catalog) -> Planned {
         let started = Instant::now();
         let down = self.down.borrow_and_update().clone();
         let (state, planned) = self.planner.plan(desired::Inputs {
@@ -145,6 +146,7 @@ impl Reconciler {
             .observe_reconcile(catalog, last.as_deref(), &state, started.elapsed());
         self.current.send_replace(Some(state));
         self.health.pass("reconcile");
+        planned
     }
 
     /// Logs each problem once, when it first appears, and notes when it goes away.

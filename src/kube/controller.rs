@@ -205,6 +205,7 @@ impl KubeGateway {
             events_tx,
             peer_sync_timeout: self.peer_sync_timeout,
             last: None,
+            writes: writes::WritePlanner::default(),
         };
         let reconcile_cancel = cancel.clone();
         tasks.spawn(
@@ -243,6 +244,8 @@ struct Loop {
     peer_sync_timeout: Duration,
     /// The snapshots of the last plan.
     last: Option<Snapshots>,
+    /// The writes of the last plan, planned again for the services each plan changes.
+    writes: writes::WritePlanner,
 }
 
 type Snapshots = BTreeMap<ClusterId, Arc<super::ClusterSnapshot>>;
@@ -326,17 +329,18 @@ impl Loop {
                     .extend(vips.iter().map(|(k, v)| (k.clone(), *v)));
             }
             let assembled = started.elapsed();
-            self.reconciler.apply(&catalog);
+            let planned = self.reconciler.apply(&catalog);
             let Some(state) = self.reconciler.latest() else {
                 continue;
             };
             let computed = started.elapsed();
             first = false;
             let observed = self.sources.observed(&self.cluster_id);
-            let planned = writes::plan(
+            let (writes, how) = self.writes.plan(
                 &self.cluster_id,
                 &catalog,
                 &state,
+                &planned,
                 &observed,
                 Timestamp::now(),
             );
@@ -344,9 +348,10 @@ impl Loop {
                 catalog = ?assembled,
                 compute = ?computed - assembled,
                 writes = ?started.elapsed() - computed,
+                writes_planned = ?how,
                 "reconciled"
             );
-            self.writes_tx.send_replace(Some(Arc::new(planned)));
+            self.writes_tx.send_replace(Some(writes));
             self.events_tx.send_replace(Arc::new(events::intents(
                 &self.cluster_id,
                 &state.problems,

@@ -19,7 +19,9 @@
 //! ```
 //!
 //! Watches decide nothing: they rebuild a cluster's snapshot and wake the controller, which
-//! recomputes the whole desired state; the writer applies only the difference.
+//! plans the desired state again (the planner recomputes only the services whose objects or
+//! published ports changed, and `writes::WritePlanner` plans only their writes); the writer
+//! applies only the difference.
 
 pub mod cli;
 mod cluster;
@@ -31,11 +33,11 @@ mod import;
 mod object;
 mod publish;
 mod raw;
-mod snapshot;
+pub(crate) mod snapshot;
 mod source;
 mod status;
 mod writer;
-mod writes;
+pub(crate) mod writes;
 
 pub use cli::KubeArgs;
 pub use cluster::{local_client, use_kubeconfig, ClusterError};

@@ -144,7 +144,8 @@ fn hash(value: &Value) -> u64 {
 }
 
 /// Everything the gateway wants written in its cluster.
-pub type Writes = BTreeMap<ObjectId, Write>;
+/// Writes by object; each shared between the plans it is part of.
+pub type Writes = BTreeMap<ObjectId, std::sync::Arc<Write>>;
 
 /// `base` + `suffix` when it fits in [`MAX_NAME`]; otherwise `base` shortened and followed by a
 /// hash of the whole name, so that distinct long names stay distinct.

@@ -20,9 +20,8 @@ use super::{
     ANNOTATION_ROUTE_CLASS, ANNOTATION_TUNNEL_CLASS, LABEL_SLICE_MANAGED_BY, LABEL_SLICE_ROLE,
     MANAGED_BY, SLICE_INGRESS,
 };
-use crate::catalog::Catalog;
 use crate::crd::{LABEL_SERVICE_NAME, LABEL_SOURCE_CLUSTER, WAN_POLICY_ANNOTATION};
-use crate::desired::{DesiredState, IngressKey, IngressPort, IngressPorts};
+use crate::desired::{ExportStatus, IngressKey, IngressPort, IngressPorts, VirtualServer};
 use crate::model::{ClusterObjects, Protocol, ServiceKey};
 use crate::problem::{ObjectRef, Problem};
 
@@ -39,17 +38,19 @@ pub fn address_type(address: IpAddr) -> &'static str {
     }
 }
 
-/// The ingress slices `cluster_id`'s gateway publishes for `state`.
-pub fn ingress_slices(cluster_id: &str, catalog: &Catalog, state: &DesiredState) -> Vec<Write> {
-    let Some(local) = catalog.clusters.get(cluster_id) else {
-        return Vec::new();
-    };
-    let ingress = super::writes::by_service(&state.ipvs.ingress);
+/// The ingress slices `cluster_id`'s gateway publishes for one of its exports, whose ingress
+/// virtual servers are `ingress` (`local`: the cluster's own objects).
+pub fn export_slices(
+    cluster_id: &str,
+    local: &ClusterObjects,
+    ingress: &[&VirtualServer],
+    export: &ExportStatus,
+) -> Vec<Write> {
     let mut out = Vec::new();
-    for export in state.exports.iter().filter(|e| !e.ingress.is_empty()) {
-        let Some(service) = local.services.get(&export.key) else {
-            continue;
-        };
+    if export.ingress.is_empty() {
+        return out;
+    }
+    if let Some(service) = local.services.get(&export.key) {
         // One slice per tunnel class: the export's own, then each class its WANRoute sends
         // requests over.
         let mut classes: Vec<Option<&String>> =
@@ -63,9 +64,7 @@ pub fn ingress_slices(cluster_id: &str, catalog: &Catalog, state: &DesiredState)
                 .filter(|i| i.class.as_ref() == class)
                 .collect();
             let Some(address) = ingress
-                .get(&export.key)
-                .into_iter()
-                .flatten()
+                .iter()
                 .find(|vs| {
                     group
                         .iter()

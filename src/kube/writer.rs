@@ -270,7 +270,7 @@ impl Writer {
         desired: &Writes,
         ids: Vec<&ObjectId>,
     ) -> Vec<(ObjectId, Result<u64, WriteError>)> {
-        let owned: Vec<Write> = ids
+        let owned: Vec<Arc<Write>> = ids
             .into_iter()
             .filter_map(|id| desired.get(id).cloned())
             .collect();
@@ -279,7 +279,7 @@ impl Writer {
                 let client = self.client.clone();
                 async move {
                     let result = apply(client, &w).await.map(|()| w.hash);
-                    (w.id, result)
+                    (w.id.clone(), result)
                 }
             })
             .buffer_unordered(CONCURRENCY)
@@ -415,7 +415,9 @@ mod tests {
     }
 
     fn writes(ws: Vec<Write>) -> Writes {
-        ws.into_iter().map(|w| (w.id.clone(), w)).collect()
+        ws.into_iter()
+            .map(|w| (w.id.clone(), Arc::new(w)))
+            .collect()
     }
 
     #[test]

@@ -1,21 +1,25 @@
 //! Everything the gateway wants written in its own cluster for one desired state: published
 //! ingress slices (exporter side), ServiceImports and their EndpointSlices (importer side), and
 //! ServiceExport and WANRoute conditions. A pure function of the catalog, the desired state and what the
-//! cluster's ServiceExports say now.
+//! cluster's ServiceExports say now ([`plan`]); [`WritePlanner`] gives the same, plan after
+//! plan, planning again only the services a plan changed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use k8s_openapi::jiff::Timestamp;
 
-use super::object::{Write, Writes};
+use super::object::{ObjectId, Write, Writes};
 use super::snapshot::Observed;
 use super::{import, publish, status};
 use crate::catalog::Catalog;
-use crate::desired::{DesiredState, VirtualServer};
+use crate::desired::{DesiredState, Planned, VirtualServer};
 use crate::model::ServiceKey;
 
 /// Virtual servers by service, so that each service's are found without a scan.
-pub fn by_service(servers: &[VirtualServer]) -> BTreeMap<&ServiceKey, Vec<&VirtualServer>> {
+pub fn by_service<'a>(
+    servers: impl IntoIterator<Item = &'a VirtualServer>,
+) -> BTreeMap<&'a ServiceKey, Vec<&'a VirtualServer>> {
     let mut out: BTreeMap<&ServiceKey, Vec<&VirtualServer>> = BTreeMap::new();
     for vs in servers {
         out.entry(&vs.service).or_default().push(vs);
@@ -23,6 +27,7 @@ pub fn by_service(servers: &[VirtualServer]) -> BTreeMap<&ServiceKey, Vec<&Virtu
     out
 }
 
+/// Every write of `state`.
 pub fn plan(
     cluster_id: &str,
     catalog: &Catalog,
@@ -30,41 +35,216 @@ pub fn plan(
     observed: &Observed,
     now: Timestamp,
 ) -> Writes {
-    let mut out = Writes::new();
-    let mut add = |w: Write| {
-        out.insert(w.id.clone(), w);
-    };
-    publish::ingress_slices(cluster_id, catalog, state)
-        .into_iter()
-        .for_each(&mut add);
-    let egress = by_service(&state.ipvs.egress);
-    for i in &state.imports {
-        import::service_import(i).into_iter().for_each(&mut add);
-        let vss = egress.get(&i.key).map(Vec::as_slice).unwrap_or_default();
-        import::import_slices(catalog, vss, i)
-            .into_iter()
-            .for_each(&mut add);
-    }
-    for export in &state.exports {
+    let mut planner = WritePlanner::default();
+    let full = Planned::Full { why: "one plan" };
+    let observed = Arc::new(observed.clone());
+    let (writes, _) = planner.plan(cluster_id, catalog, state, &full, &observed, now);
+    drop(planner);
+    Arc::unwrap_or_clone(writes)
+}
+
+/// What the writes of a plan are made from.
+struct PlanInputs<'a> {
+    cluster_id: &'a str,
+    catalog: &'a Catalog,
+    state: &'a DesiredState,
+    observed: &'a Observed,
+    now: Timestamp,
+}
+
+/// The writes of the services `only` names (every service's when `None`), each with the
+/// service it belongs to: ingress slices and export status (exporter side), ServiceImport and
+/// its EndpointSlices (importer side).
+fn service_writes(
+    inputs: &PlanInputs<'_>,
+    only: Option<&BTreeSet<ServiceKey>>,
+    add: &mut impl FnMut(&ServiceKey, Write),
+) {
+    let PlanInputs {
+        cluster_id,
+        catalog,
+        state,
+        observed,
+        now,
+    } = *inputs;
+    let wanted = |key: &ServiceKey| only.is_none_or(|only| only.contains(key));
+    let ingress = by_service(state.ipvs.ingress.iter().filter(|vs| wanted(&vs.service)));
+    let egress = by_service(state.ipvs.egress.iter().filter(|vs| wanted(&vs.service)));
+    let local = catalog.clusters.get(cluster_id);
+    for export in state.exports.iter().filter(|e| wanted(&e.key)) {
+        if let Some(local) = local {
+            let vss = servers(&ingress, &export.key);
+            for w in publish::export_slices(cluster_id, local, vss, export) {
+                add(&export.key, w);
+            }
+        }
         let conditions = observed
             .export_conditions
             .get(&export.key)
             .map(Vec::as_slice)
             .unwrap_or_default();
         let generation = observed.export_generations.get(&export.key).copied();
-        add(status::export_status(export, conditions, generation, now));
+        add(
+            &export.key,
+            status::export_status(export, conditions, generation, now),
+        );
     }
-    for (key, (generation, conditions)) in &observed.wan_routes {
-        let valid = crate::desired::wan_route_condition(cluster_id, key, &state.problems);
-        add(status::wan_route_status(
-            key,
-            &valid,
-            conditions,
-            *generation,
+    for i in state.imports.iter().filter(|i| wanted(&i.key)) {
+        for w in import::service_import(i) {
+            add(&i.key, w);
+        }
+        for w in import::import_slices(catalog, servers(&egress, &i.key), i) {
+            add(&i.key, w);
+        }
+    }
+}
+
+fn servers<'a, 'm>(
+    map: &'m BTreeMap<&ServiceKey, Vec<&'a VirtualServer>>,
+    key: &ServiceKey,
+) -> &'m [&'a VirtualServer] {
+    map.get(key).map(Vec::as_slice).unwrap_or_default()
+}
+
+/// The status write of every WANRoute of the cluster.
+fn wan_route_writes(inputs: &PlanInputs<'_>) -> Vec<Write> {
+    inputs
+        .observed
+        .wan_routes
+        .iter()
+        .map(|(key, (generation, conditions))| {
+            let valid =
+                crate::desired::wan_route_condition(inputs.cluster_id, key, &inputs.state.problems);
+            status::wan_route_status(key, &valid, conditions, *generation, inputs.now)
+        })
+        .collect()
+}
+
+/// The writes of desired state after desired state, remembering the last: after a plan of
+/// some services ([`Planned::Services`]), only their writes, those of the exports whose
+/// observed conditions or generation changed and the WANRoutes' statuses are planned again;
+/// every other write is the last plan's (shared, not copied). The result is exactly
+/// [`plan`]'s, but for the transition times of conditions, which are the ones of the plan
+/// that first wrote them (the writer leaves times out of what it compares).
+///
+/// It must see every plan of the [`crate::desired::Planner`] whose results it is given, in
+/// order: a partial plan names what changed since the one before.
+#[derive(Debug, Default)]
+pub struct WritePlanner {
+    last: Option<LastWrites>,
+}
+
+#[derive(Debug)]
+struct LastWrites {
+    cluster_id: String,
+    writes: Arc<Writes>,
+    /// The writes of each service, as [`service_writes`] gave them.
+    by_service: BTreeMap<ServiceKey, Vec<ObjectId>>,
+    /// The WANRoute status writes.
+    routes: Vec<ObjectId>,
+    observed: Arc<Observed>,
+}
+
+/// How the last [`WritePlanner::plan`] was made, for the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WritesPlanned {
+    /// Every write planned.
+    Full,
+    /// The writes of this many services planned again.
+    Services(usize),
+}
+
+impl WritePlanner {
+    pub fn plan(
+        &mut self,
+        cluster_id: &str,
+        catalog: &Catalog,
+        state: &DesiredState,
+        planned: &Planned,
+        observed: &Arc<Observed>,
+        now: Timestamp,
+    ) -> (Arc<Writes>, WritesPlanned) {
+        let inputs = PlanInputs {
+            cluster_id,
+            catalog,
+            state,
+            observed,
             now,
-        ));
+        };
+        if let (Some(last), Planned::Services { changed }) = (&mut self.last, planned) {
+            if last.cluster_id == cluster_id {
+                let mut services = changed.clone();
+                if !Arc::ptr_eq(&last.observed, observed) {
+                    observed_changes(&last.observed, observed, &mut services);
+                }
+                let n = services.len();
+                last.update(&inputs, &services, observed.clone());
+                return (last.writes.clone(), WritesPlanned::Services(n));
+            }
+        }
+        let mut writes = Writes::new();
+        let mut by_service: BTreeMap<ServiceKey, Vec<ObjectId>> = BTreeMap::new();
+        service_writes(&inputs, None, &mut |key, w| {
+            by_service
+                .entry(key.clone())
+                .or_default()
+                .push(w.id.clone());
+            writes.insert(w.id.clone(), Arc::new(w));
+        });
+        let mut routes = Vec::new();
+        for w in wan_route_writes(&inputs) {
+            routes.push(w.id.clone());
+            writes.insert(w.id.clone(), Arc::new(w));
+        }
+        let writes = Arc::new(writes);
+        self.last = Some(LastWrites {
+            cluster_id: cluster_id.to_owned(),
+            writes: writes.clone(),
+            by_service,
+            routes,
+            observed: observed.clone(),
+        });
+        (writes, WritesPlanned::Full)
     }
-    out
+}
+
+impl LastWrites {
+    /// Plans the writes of `services` and the WANRoutes again; keeps every other.
+    fn update(
+        &mut self,
+        inputs: &PlanInputs<'_>,
+        services: &BTreeSet<ServiceKey>,
+        observed: Arc<Observed>,
+    ) {
+        let mut writes = (*self.writes).clone();
+        for id in self.routes.drain(..) {
+            writes.remove(&id);
+        }
+        for key in services {
+            for id in self.by_service.remove(key).unwrap_or_default() {
+                writes.remove(&id);
+            }
+        }
+        service_writes(inputs, Some(services), &mut |key, w| {
+            self.by_service
+                .entry(key.clone())
+                .or_default()
+                .push(w.id.clone());
+            writes.insert(w.id.clone(), Arc::new(w));
+        });
+        for w in wan_route_writes(inputs) {
+            self.routes.push(w.id.clone());
+            writes.insert(w.id.clone(), Arc::new(w));
+        }
+        self.writes = Arc::new(writes);
+        self.observed = observed;
+    }
+}
+
+/// Adds to `out` the exports whose observed conditions or generation differ.
+fn observed_changes(before: &Observed, now: &Observed, out: &mut BTreeSet<ServiceKey>) {
+    crate::desired::differing(&before.export_conditions, &now.export_conditions, out);
+    crate::desired::differing(&before.export_generations, &now.export_generations, out);
 }
 
 #[cfg(test)]
@@ -152,6 +332,7 @@ mod tests {
         let writes = writes_of(&catalog, "cluster-1");
         let slices: Vec<&Write> = writes
             .values()
+            .map(|w| &**w)
             .filter(|w| w.body["metadata"]["labels"]["mcw.l7mp.io/slice"] == "ingress")
             .collect();
         assert!(!slices.is_empty());

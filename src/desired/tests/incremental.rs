@@ -2,7 +2,11 @@
 
 use std::sync::Arc;
 
+use k8s_openapi::jiff::Timestamp;
+
 use super::*;
+use crate::kube::snapshot::Observed;
+use crate::kube::writes::{plan as plan_writes, WritePlanner};
 
 /// A small seeded generator (xorshift64), so a failing sequence can be replayed.
 struct Rng(u64);
@@ -221,6 +225,40 @@ fn adjust_history(rng: &mut Rng, previous: &mut Allocations) -> String {
     }
 }
 
+/// What the Kubernetes gateway reads back of its own ServiceExports changes: a condition or
+/// generation set or gone.
+fn observe(rng: &mut Rng, observed: &mut Observed) -> String {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+    let key = ServiceKey::new(*rng.pick(&NAMESPACES), *rng.pick(&NAMES));
+    match rng.below(3) {
+        0 => {
+            let status = *rng.pick(&["True", "False"]);
+            let condition = Condition {
+                type_: (*rng.pick(&["Valid", "Ready"])).into(),
+                status: status.into(),
+                reason: "Observed".into(),
+                message: String::new(),
+                last_transition_time: Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
+                observed_generation: None,
+            };
+            observed
+                .export_conditions
+                .insert(key.clone(), vec![condition]);
+            format!("{key}: a condition {status} observed")
+        }
+        1 => {
+            let generation = 1 + rng.below(3) as i64;
+            observed.export_generations.insert(key.clone(), generation);
+            format!("{key}: generation {generation} observed")
+        }
+        _ => {
+            observed.export_conditions.remove(&key);
+            observed.export_generations.remove(&key);
+            format!("{key}: nothing observed")
+        }
+    }
+}
+
 #[test]
 fn the_planner_gives_what_a_full_computation_gives_over_random_changes() {
     let config = PlanConfig {
@@ -242,6 +280,8 @@ fn the_planner_gives_what_a_full_computation_gives_over_random_changes() {
         let mut down = DownClusters::default();
         let mut previous = Allocations::default();
         let mut planner = Planner::new();
+        let mut write_planner = WritePlanner::default();
+        let mut observed = Arc::new(Observed::default());
         let mut last_state: Option<Arc<DesiredState>> = None;
         let static_catalog = seed % 2 == 1;
         let mut history = Vec::new();
@@ -255,6 +295,9 @@ fn the_planner_gives_what_a_full_computation_gives_over_random_changes() {
                 previous.class_subnets.clear();
             } else if rng.one_in(3) {
                 history.push(adjust_history(&mut rng, &mut previous));
+            }
+            if rng.one_in(4) {
+                history.push(observe(&mut rng, Arc::make_mut(&mut observed)));
             }
             let inputs = Inputs {
                 catalog: &catalog,
@@ -293,6 +336,41 @@ fn the_planner_gives_what_a_full_computation_gives_over_random_changes() {
                 let recent = &history[history.len().saturating_sub(6)..];
                 panic!(
                     "seed {seed} step {step} ({how:?}): the planner differs from a full computation\nlast changes: {recent:#?}\nplanner: {planned:#?}\nfull: {full:#?}"
+                );
+            }
+            // The Kubernetes writes of the plan: planned again for its changed services only,
+            // they must be those of the full computation.
+            let cluster_id = inputs.cluster_id;
+            let (writes, _) = write_planner.plan(
+                cluster_id,
+                &catalog,
+                &planned,
+                &how,
+                &observed,
+                Timestamp::UNIX_EPOCH,
+            );
+            let expected = plan_writes(
+                cluster_id,
+                &catalog,
+                &full,
+                &observed,
+                Timestamp::UNIX_EPOCH,
+            );
+            if *writes != expected {
+                let differing: Vec<String> = writes
+                    .iter()
+                    .filter(|(id, w)| expected.get(*id) != Some(*w))
+                    .map(|(id, _)| format!("planned {id}"))
+                    .chain(
+                        expected
+                            .iter()
+                            .filter(|(id, w)| writes.get(*id) != Some(*w))
+                            .map(|(id, _)| format!("expected {id}")),
+                    )
+                    .collect();
+                let recent = &history[history.len().saturating_sub(6)..];
+                panic!(
+                    "seed {seed} step {step} ({how:?}): the writes differ from a full plan's: {differing:#?}\nlast changes: {recent:#?}"
                 );
             }
             previous = full.allocations.clone();
