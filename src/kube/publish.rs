@@ -46,89 +46,87 @@ pub fn export_slices(
     ingress: &[&VirtualServer],
     export: &ExportStatus,
 ) -> Vec<Write> {
+    let Some(service) = local.services.get(&export.key) else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
-    if export.ingress.is_empty() {
-        return out;
-    }
-    if let Some(service) = local.services.get(&export.key) {
-        // One slice per tunnel class: the export's own, then each class its WANRoute sends
-        // requests over.
-        let mut classes: Vec<Option<&String>> =
-            export.ingress.iter().map(|i| i.class.as_ref()).collect();
-        classes.sort();
-        classes.dedup();
-        for class in classes {
-            let group: Vec<&IngressPort> = export
-                .ingress
-                .iter()
-                .filter(|i| i.class.as_ref() == class)
-                .collect();
-            let Some(address) = ingress
-                .iter()
-                .find(|vs| {
-                    group
-                        .iter()
-                        .any(|i| i.protocol == vs.protocol && i.ingress_port == vs.port)
-                })
-                .map(|vs| vs.address)
-            else {
-                continue;
-            };
-            let ports: Vec<Value> = group
-                .iter()
-                .map(|i| {
-                    let name = service
-                        .ports
-                        .iter()
-                        .find(|p| p.port == i.service_port && p.protocol == i.protocol)
-                        .map(|p| p.name.as_str())
-                        .unwrap_or_default();
-                    let mut port = json!({"protocol": i.protocol.as_str(), "port": i.ingress_port});
-                    if !name.is_empty() {
-                        port["name"] = json!(name);
-                    }
-                    port
-                })
-                .collect();
-            let name = match class {
-                None => ingress_slice_name(&export.key.name, cluster_id),
-                Some(c) => bounded_name(&export.key.name, &format!("-mcwan-{cluster_id}-{c}")),
-            };
-            let mut annotations = json!({
-                ANNOTATION_TUNNEL_CLASS: class.or(export.tunnel.as_ref()).cloned().unwrap_or_default(),
-                WAN_POLICY_ANNOTATION: export.wan_policy.clone().unwrap_or_default(),
-            });
-            if let Some(c) = class {
-                annotations[ANNOTATION_ROUTE_CLASS] = json!(c);
-            }
-            let body = json!({
-                "apiVersion": "discovery.k8s.io/v1",
-                "kind": "EndpointSlice",
-                "metadata": {
-                    "name": name,
-                    "namespace": export.key.namespace,
-                    "labels": {
-                        LABEL_SERVICE_NAME: export.key.name,
-                        LABEL_SOURCE_CLUSTER: cluster_id,
-                        LABEL_SLICE_MANAGED_BY: MANAGED_BY,
-                        LABEL_SLICE_ROLE: SLICE_INGRESS,
-                    },
-                    "annotations": annotations,
-                },
-                "addressType": address_type(address),
-                "endpoints": [{"addresses": [address.to_string()], "conditions": {"ready": true}}],
-                "ports": ports,
-            });
-            out.push(Write::new(
-                ObjectId::new(
-                    Kind::EndpointSlice,
-                    Part::Object,
-                    &export.key.namespace,
-                    &name,
-                ),
-                body,
-            ));
+    // One slice per tunnel class: the export's own, then each class its WANRoute sends
+    // requests over (none for an export without ingress ports: unusable, or headless).
+    let mut classes: Vec<Option<&String>> =
+        export.ingress.iter().map(|i| i.class.as_ref()).collect();
+    classes.sort();
+    classes.dedup();
+    for class in classes {
+        let group: Vec<&IngressPort> = export
+            .ingress
+            .iter()
+            .filter(|i| i.class.as_ref() == class)
+            .collect();
+        let Some(address) = ingress
+            .iter()
+            .find(|vs| {
+                group
+                    .iter()
+                    .any(|i| i.protocol == vs.protocol && i.ingress_port == vs.port)
+            })
+            .map(|vs| vs.address)
+        else {
+            continue;
+        };
+        let ports: Vec<Value> = group
+            .iter()
+            .map(|i| {
+                let name = service
+                    .ports
+                    .iter()
+                    .find(|p| p.port == i.service_port && p.protocol == i.protocol)
+                    .map(|p| p.name.as_str())
+                    .unwrap_or_default();
+                let mut port = json!({"protocol": i.protocol.as_str(), "port": i.ingress_port});
+                if !name.is_empty() {
+                    port["name"] = json!(name);
+                }
+                port
+            })
+            .collect();
+        let name = match class {
+            None => ingress_slice_name(&export.key.name, cluster_id),
+            Some(c) => bounded_name(&export.key.name, &format!("-mcwan-{cluster_id}-{c}")),
+        };
+        let mut annotations = json!({
+            ANNOTATION_TUNNEL_CLASS: class.or(export.tunnel.as_ref()).cloned().unwrap_or_default(),
+            WAN_POLICY_ANNOTATION: export.wan_policy.clone().unwrap_or_default(),
+        });
+        if let Some(c) = class {
+            annotations[ANNOTATION_ROUTE_CLASS] = json!(c);
         }
+        let body = json!({
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {
+                "name": name,
+                "namespace": export.key.namespace,
+                "labels": {
+                    LABEL_SERVICE_NAME: export.key.name,
+                    LABEL_SOURCE_CLUSTER: cluster_id,
+                    LABEL_SLICE_MANAGED_BY: MANAGED_BY,
+                    LABEL_SLICE_ROLE: SLICE_INGRESS,
+                },
+                "annotations": annotations,
+            },
+            "addressType": address_type(address),
+            "endpoints": [{"addresses": [address.to_string()], "conditions": {"ready": true}}],
+            "ports": ports,
+        });
+        out.push(Write::new(
+            ObjectId::new(
+                Kind::EndpointSlice,
+                Part::Object,
+                &export.key.namespace,
+                &name,
+            ),
+            body,
+        ));
     }
     out
 }
