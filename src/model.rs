@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use k8s_openapi::jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -257,14 +258,16 @@ impl WanPolicy {
     }
 }
 
-/// Everything one cluster contributes to the catalog.
+/// Everything one cluster contributes to the catalog. Services, EndpointSlices and
+/// ServiceExports are shared (`Arc`): the copies of a catalog (the source's, the planner's
+/// last one) hold each object once, and comparing an object with itself is a pointer test.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ClusterObjects {
     pub namespaces: std::collections::BTreeSet<String>,
-    pub services: BTreeMap<ServiceKey, Service>,
+    pub services: BTreeMap<ServiceKey, Arc<Service>>,
     /// EndpointSlices grouped by the Service they belong to.
-    pub endpoint_slices: BTreeMap<ServiceKey, Vec<EndpointSlice>>,
-    pub exports: BTreeMap<ServiceKey, ServiceExport>,
+    pub endpoint_slices: BTreeMap<ServiceKey, Vec<Arc<EndpointSlice>>>,
+    pub exports: BTreeMap<ServiceKey, Arc<ServiceExport>>,
     pub wan_policies: BTreeMap<String, WanPolicy>,
     /// Services this cluster imports from a given ingress gateway (`WANImport`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

@@ -11,6 +11,7 @@
 //!   contribute endpoints to every port but that one.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use k8s_openapi::jiff::Timestamp;
 use serde::Serialize;
@@ -68,7 +69,7 @@ pub struct ExportView {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Member {
     pub cluster: ClusterId,
-    pub service: Service,
+    pub service: Arc<Service>,
     pub policy: Option<WanPolicy>,
     /// Indexes into [`ClusterSetService::ports`] this member serves.
     pub ports: Vec<usize>,
@@ -297,7 +298,7 @@ fn policy_problem(
 struct Exporter {
     created: Option<Timestamp>,
     cluster: ClusterId,
-    service: Service,
+    service: Arc<Service>,
     policy: Option<WanPolicy>,
     placement: Placement,
 }

@@ -1,6 +1,8 @@
 //! Reading one cluster's manifests (multi-document YAML, `kind: List` too) into its
 //! [`ClusterObjects`]. A document that cannot be used is reported and skipped; the others load.
 
+use std::sync::Arc;
+
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -93,7 +95,7 @@ fn load_object(
                     &kind,
                     &mut objects.services,
                     svc.key.clone(),
-                    svc,
+                    Arc::new(svc),
                     problems,
                 ),
                 Err(e) => problems.push(err(true, e)),
@@ -116,7 +118,7 @@ fn load_object(
                             "defined twice; the first definition is used".into(),
                         ));
                     } else {
-                        slices.push(slice);
+                        slices.push(Arc::new(slice));
                     }
                 }
                 Err(e) => problems.push(err(true, e)),
@@ -153,7 +155,7 @@ fn load_object(
                         &kind,
                         &mut objects.exports,
                         export.key.clone(),
-                        export,
+                        Arc::new(export),
                         problems,
                     )
                 }

@@ -34,7 +34,7 @@ pub fn load_dir(dir: &Path) -> Result<Catalog, CatalogError> {
 }
 
 /// A catalog directory read again and again (the gateway's static source). Between loads it
-/// keeps each file's text and what it produced, so that
+/// keeps a digest of each file's text and what it produced, so that
 ///
 /// - a file whose text did not change is not parsed again;
 /// - a file whose new text does not load (a YAML error, an invalid object, a rewrite caught
@@ -46,7 +46,7 @@ pub fn load_dir(dir: &Path) -> Result<Catalog, CatalogError> {
 #[derive(Debug)]
 pub struct CatalogDir {
     dir: PathBuf,
-    /// Per manifest file: its last text, what it produced, and its last good objects.
+    /// Per manifest file: its last text's digest, what it produced, and its last good objects.
     files: BTreeMap<PathBuf, FileState>,
     /// The last clusterset.yaml without structural errors.
     clusterset: Option<ClusterSet>,
@@ -92,7 +92,7 @@ const DEFINED_TWICE: &str = "defined twice";
 
 #[derive(Debug)]
 struct FileState {
-    text: String,
+    text: Digest,
     objects: ClusterObjects,
     problems: Vec<Problem>,
     /// The objects of the last text that loaded without an error.
@@ -376,6 +376,28 @@ impl CatalogDir {
     }
 }
 
+/// What a file's last text is known by: its length and two independent 64-bit hashes of it.
+/// The text itself is not kept (at 10,000 services it is megabytes).
+#[derive(Debug, PartialEq, Eq)]
+struct Digest {
+    len: usize,
+    fnv: u64,
+    sip: u64,
+}
+
+impl Digest {
+    fn of(text: &str) -> Self {
+        use std::hash::{Hash, Hasher};
+        let mut sip = std::hash::DefaultHasher::new();
+        text.hash(&mut sip);
+        Self {
+            len: text.len(),
+            fnv: crate::alloc::fnv1a(text.as_bytes()),
+            sip: sip.finish(),
+        }
+    }
+}
+
 impl FileState {
     /// Loads `text`, reusing `last` when the text did not change and falling back to its last
     /// good objects where the new text fails.
@@ -386,9 +408,10 @@ impl FileState {
         text: String,
         last: Option<FileState>,
     ) -> (Self, Option<ClusterObjects>) {
+        let digest = Digest::of(&text);
         let mut last = match last {
             // Unchanged: reparsed by no one, copied by no one.
-            Some(last) if last.text == text => return (last, None),
+            Some(last) if last.text == digest => return (last, None),
             other => other,
         };
         let before = last
@@ -416,7 +439,7 @@ impl FileState {
         };
         let replaced = (before != objects).then_some(before);
         let state = Self {
-            text,
+            text: digest,
             objects,
             problems,
             good,

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use k8s_openapi::jiff::Timestamp;
 
@@ -132,20 +133,20 @@ fn objects<'a>(c: &'a mut Catalog, cluster: &str) -> &'a mut ClusterObjects {
 fn export_payment(c: &mut Catalog, cluster: &str, name: &str, policy: &str, created: Option<i64>) {
     let o = objects(c, cluster);
     let svc = mk_service("secure", name, vec![mk_port("http", 8080)]);
-    o.services.insert(svc.key.clone(), svc);
+    o.services.insert(svc.key.clone(), svc.into());
     o.endpoint_slices.insert(
         ServiceKey::new("secure", name),
-        vec![mk_slice(
+        vec![Arc::new(mk_slice(
             "secure",
             name,
             "http",
             8080,
             &["10.1.0.11", "10.1.0.12"],
             &["10.1.0.13"],
-        )],
+        ))],
     );
     let e = mk_export("secure", name, Some(policy), created);
-    o.exports.insert(e.key.clone(), e);
+    o.exports.insert(e.key.clone(), e.into());
 }
 
 fn plan_with(
@@ -351,11 +352,7 @@ fn a_down_cluster_is_drained_and_traffic_fails_over() {
 
 /// Sets the placement annotations' values on an export.
 fn place(c: &mut Catalog, cluster: &str, name: &str, placement: Placement) {
-    objects(c, cluster)
-        .exports
-        .get_mut(&key(name))
-        .unwrap()
-        .placement = placement;
+    Arc::make_mut(objects(c, cluster).exports.get_mut(&key(name)).unwrap()).placement = placement;
 }
 
 fn priorities(pairs: &[(&str, u32)]) -> Option<BTreeMap<ClusterId, u32>> {
@@ -369,7 +366,7 @@ fn all_ready(c: &mut Catalog, cluster: &str, name: &str) {
         .get_mut(&key(name))
         .unwrap()
     {
-        for e in &mut slice.endpoints {
+        for e in &mut Arc::make_mut(slice).endpoints {
             e.ready = true;
         }
     }
@@ -449,7 +446,7 @@ fn losing_backends_moves_traffic_to_the_next_priority_gradually() {
         .endpoint_slices
         .get_mut(&key("payment"))
         .unwrap();
-    slices[0].endpoints[1].ready = false;
+    Arc::make_mut(&mut slices[0]).endpoints[1].ready = false;
     assert_eq!(
         weights_by_cluster(&plan(&c, "cluster-2")),
         vec![("cluster-1".into(), 4666), ("cluster-3".into(), 5334)]
@@ -552,7 +549,7 @@ fn export_of_a_missing_service_is_not_valid() {
     let e = mk_export("secure", "ghost", Some("high"), None);
     objects(&mut c, "cluster-1")
         .exports
-        .insert(e.key.clone(), e);
+        .insert(e.key.clone(), e.into());
     let s = plan(&c, "cluster-1");
     let valid = export_status(&s, "ghost").condition("Valid").unwrap();
     assert!(!valid.status);
@@ -564,11 +561,13 @@ fn export_of_a_missing_service_is_not_valid() {
 fn export_of_an_external_name_service_is_not_valid() {
     let mut c = mk_catalog(2);
     export_payment(&mut c, "cluster-1", "payment", "high", None);
-    objects(&mut c, "cluster-1")
-        .services
-        .get_mut(&key("payment"))
-        .unwrap()
-        .service_type = ServiceType::ExternalName;
+    Arc::make_mut(
+        objects(&mut c, "cluster-1")
+            .services
+            .get_mut(&key("payment"))
+            .unwrap(),
+    )
+    .service_type = ServiceType::ExternalName;
     let s = plan(&c, "cluster-1");
     assert_eq!(
         export_status(&s, "payment")
@@ -623,11 +622,13 @@ fn unknown_wan_policy_names_the_annotation_and_spares_other_services() {
 fn default_wan_policy_applies_to_exports_without_the_annotation() {
     let mut c = mk_catalog(2);
     export_payment(&mut c, "cluster-1", "payment", "high", None);
-    objects(&mut c, "cluster-1")
-        .exports
-        .get_mut(&key("payment"))
-        .unwrap()
-        .wan_policy = None;
+    Arc::make_mut(
+        objects(&mut c, "cluster-1")
+            .exports
+            .get_mut(&key("payment"))
+            .unwrap(),
+    )
+    .wan_policy = None;
     let without = plan(&c, "cluster-1");
     assert_eq!(
         export_status(&without, "payment")
@@ -658,7 +659,7 @@ fn plain_export_valid(policies: &[(&str, bool)]) -> (Condition, DesiredState) {
     let mut c = mk_catalog(2);
     export_payment(&mut c, "cluster-1", "payment", "high", None);
     let o = objects(&mut c, "cluster-1");
-    o.exports.get_mut(&key("payment")).unwrap().wan_policy = None;
+    Arc::make_mut(o.exports.get_mut(&key("payment")).unwrap()).wan_policy = None;
     o.wan_policies.clear();
     for (i, (name, marked)) in policies.iter().enumerate() {
         let mut p = mk_policy(name, &format!("class-{i}"), 31100 + 100 * i as u16, 10);
@@ -737,11 +738,13 @@ fn port_conflict_oldest_export_wins_and_every_export_is_flagged() {
     export_payment(&mut c, "cluster-1", "payment", "high", Some(200));
     export_payment(&mut c, "cluster-3", "payment", "high", Some(100));
     // cluster-1 (newer) defines `http` as 9090.
-    objects(&mut c, "cluster-1")
-        .services
-        .get_mut(&key("payment"))
-        .unwrap()
-        .ports = vec![mk_port("http", 9090), mk_port("metrics", 9100)];
+    Arc::make_mut(
+        objects(&mut c, "cluster-1")
+            .services
+            .get_mut(&key("payment"))
+            .unwrap(),
+    )
+    .ports = vec![mk_port("http", 9090), mk_port("metrics", 9100)];
     let s = plan(&c, "cluster-2");
     let ports: Vec<(String, u16)> = s.imports[0]
         .ports
@@ -792,11 +795,13 @@ fn type_conflict_oldest_export_wins() {
     let mut c = mk_catalog(3);
     export_payment(&mut c, "cluster-1", "payment", "high", Some(100));
     export_payment(&mut c, "cluster-3", "payment", "high", Some(200));
-    objects(&mut c, "cluster-3")
-        .services
-        .get_mut(&key("payment"))
-        .unwrap()
-        .service_type = ServiceType::Headless;
+    Arc::make_mut(
+        objects(&mut c, "cluster-3")
+            .services
+            .get_mut(&key("payment"))
+            .unwrap(),
+    )
+    .service_type = ServiceType::Headless;
     let s = plan(&c, "cluster-2");
     assert_eq!(s.imports[0].import_type, resolve::ImportType::ClusterSetIp);
     assert_eq!(s.imports[0].clusters, vec!["cluster-1"]);
@@ -882,7 +887,7 @@ fn headless_services_resolve_ready_endpoints_per_cluster() {
     let o = objects(&mut c, "cluster-1");
     let mut svc = mk_service("secure", "ledger", vec![mk_port("pg", 5432)]);
     svc.service_type = ServiceType::Headless;
-    o.services.insert(svc.key.clone(), svc);
+    o.services.insert(svc.key.clone(), svc.into());
     let mut slice = mk_slice(
         "secure",
         "ledger",
@@ -892,9 +897,11 @@ fn headless_services_resolve_ready_endpoints_per_cluster() {
         &["10.1.0.33"],
     );
     slice.endpoints[0].hostname = Some("ledger-0".into());
-    o.endpoint_slices.insert(key("ledger"), vec![slice]);
-    o.exports
-        .insert(key("ledger"), mk_export("secure", "ledger", None, None));
+    o.endpoint_slices.insert(key("ledger"), vec![slice.into()]);
+    o.exports.insert(
+        key("ledger"),
+        mk_export("secure", "ledger", None, None).into(),
+    );
     let s = plan(&c, "cluster-2");
     assert_eq!(s.imports[0].vip, None);
     assert!(s.ipvs.egress.is_empty(), "headless services get no VIP");

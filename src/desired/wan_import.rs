@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnet::Ipv4Net;
 
@@ -268,7 +269,7 @@ fn add_export(objects: &mut ClusterObjects, import: &WanImport, policy: &str) {
     objects.namespaces.insert(key.namespace.clone());
     objects.services.insert(
         key.clone(),
-        Service {
+        Arc::new(Service {
             key: key.clone(),
             service_type: ServiceType::ClusterIp,
             ports: import
@@ -282,21 +283,21 @@ fn add_export(objects: &mut ClusterObjects, import: &WanImport, policy: &str) {
                 })
                 .collect(),
             session_affinity: SessionAffinity::None,
-        },
+        }),
     );
     objects.exports.insert(
         key.clone(),
-        ServiceExport {
+        Arc::new(ServiceExport {
             key: key.clone(),
             wan_policy: Some(policy.to_owned()),
             placement: Placement::default(),
             created: None,
             group: ExportGroup::Mcs,
-        },
+        }),
     );
     objects.endpoint_slices.insert(
         key.clone(),
-        vec![EndpointSlice {
+        vec![Arc::new(EndpointSlice {
             name: format!("{}-wanimport", key.name),
             service: key.clone(),
             ports: import
@@ -313,6 +314,6 @@ fn add_export(objects: &mut ClusterObjects, import: &WanImport, policy: &str) {
                 ready: true,
                 hostname: None,
             }],
-        }],
+        })],
     );
 }

@@ -131,7 +131,7 @@ pub fn build(cluster: &str, stores: &Stores<'_>) -> (ClusterSnapshot, Observed) 
                         .export_conditions
                         .insert(e.key.clone(), status.conditions.clone());
                 }
-                objects.exports.insert(e.key.clone(), e);
+                objects.exports.insert(e.key.clone(), Arc::new(e));
             }
             Err(e) => fail(&mut problems, "ServiceExport", &export.metadata, e),
         }
@@ -155,7 +155,7 @@ pub fn build(cluster: &str, stores: &Stores<'_>) -> (ClusterSnapshot, Observed) 
         uid(&mut observed.uids, "Service", &svc.metadata);
         match convert::service(svc) {
             Ok(s) => {
-                objects.services.insert(s.key.clone(), s);
+                objects.services.insert(s.key.clone(), Arc::new(s));
             }
             Err(e) => fail(&mut problems, "Service", &svc.metadata, e),
         }
@@ -175,7 +175,7 @@ pub fn build(cluster: &str, stores: &Stores<'_>) -> (ClusterSnapshot, Observed) 
                 .endpoint_slices
                 .entry(s.service.clone())
                 .or_default()
-                .push(s),
+                .push(Arc::new(s)),
             Err(e) => fail(&mut problems, "EndpointSlice", &slice.metadata, e),
         }
     }

@@ -76,7 +76,7 @@ fn random_export(rng: &mut Rng, key: &ServiceKey) -> ServiceExport {
     export
 }
 
-fn random_slices(rng: &mut Rng, key: &ServiceKey, cluster: usize) -> Vec<EndpointSlice> {
+fn random_slices(rng: &mut Rng, key: &ServiceKey, cluster: usize) -> Vec<Arc<EndpointSlice>> {
     let address = |i: u64| format!("10.{cluster}.{}.{i}", rng_octet(key));
     let ready: Vec<String> = (0..rng.below(4)).map(address).collect();
     let not_ready: Vec<String> = (10..10 + rng.below(2)).map(address).collect();
@@ -88,7 +88,7 @@ fn random_slices(rng: &mut Rng, key: &ServiceKey, cluster: usize) -> Vec<Endpoin
             ep.hostname = Some("pod-0".into());
         }
     }
-    vec![slice]
+    vec![Arc::new(slice)]
 }
 
 fn rng_octet(key: &ServiceKey) -> u8 {
@@ -109,7 +109,8 @@ fn change(
     let o = objects(catalog, cluster);
     match rng.below(100) {
         0..=19 => {
-            o.services.insert(key.clone(), random_service(rng, &key));
+            o.services
+                .insert(key.clone(), random_service(rng, &key).into());
             format!("{cluster}: Service {key} set")
         }
         20..=29 => {
@@ -117,7 +118,8 @@ fn change(
             format!("{cluster}: Service {key} removed")
         }
         30..=49 => {
-            o.exports.insert(key.clone(), random_export(rng, &key));
+            o.exports
+                .insert(key.clone(), random_export(rng, &key).into());
             format!("{cluster}: ServiceExport {key} set")
         }
         50..=59 => {
