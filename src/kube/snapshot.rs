@@ -4,7 +4,7 @@
 //! server.
 
 use super::raw::Raw;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Namespace, Service};
@@ -14,7 +14,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta};
 use crate::convert;
 use crate::crd;
 use crate::desired::IngressPorts;
-use crate::model::{ClusterObjects, ExportGroup, ServiceKey};
+use crate::model::{self, ClusterObjects, ExportGroup, ServiceKey};
 use crate::problem::{ObjectRef, Problem};
 
 /// The contents of one cluster's stores.
@@ -64,10 +64,9 @@ fn object_ref(kind: &str, meta: &ObjectMeta) -> ObjectRef {
     }
 }
 
-fn sorted<T: kube::Resource>(items: &[Arc<T>]) -> Vec<&T> {
-    let mut out: Vec<&T> = items
+fn sorted<T: kube::Resource>(items: &[Arc<T>]) -> Vec<&Arc<T>> {
+    let mut out: Vec<&Arc<T>> = items
         .iter()
-        .map(AsRef::as_ref)
         .filter(|o| o.meta().deletion_timestamp.is_none())
         .collect();
     out.sort_by(|a, b| {
@@ -76,172 +75,255 @@ fn sorted<T: kube::Resource>(items: &[Arc<T>]) -> Vec<&T> {
     out
 }
 
-/// Converts `cluster`'s stores. Objects being deleted count as gone.
-pub fn build(cluster: &str, stores: &Stores<'_>) -> (ClusterSnapshot, Observed) {
-    let mut objects = ClusterObjects::default();
-    let mut problems = Vec::new();
-    let mut observed = Observed::default();
-    let uid = |uids: &mut BTreeMap<ObjectRef, String>, kind: &str, meta: &ObjectMeta| {
-        if let Some(u) = &meta.uid {
-            uids.insert(object_ref(kind, meta), u.clone());
-        }
-    };
-    let fail =
-        |problems: &mut Vec<Problem>, kind: &str, meta: &ObjectMeta, e: convert::FieldError| {
-            problems.push(Problem::error(
-                Some(cluster),
-                object_ref(kind, meta),
-                Some(&e.field),
-                e.message,
-            ));
-        };
+/// Converts one cluster's stores into its snapshot, store state after store state, converting
+/// again only the Services, EndpointSlices and ServiceExports that changed: a reflector store
+/// holds an object as the same `Arc` until the object changes, so an object seen at the last
+/// build is taken as converted then (a relist, all new `Arc`s, converts everything once). The
+/// unchanged objects of the snapshot are then the last snapshot's own, which the planner tells
+/// apart from changed ones by pointer.
+#[derive(Debug, Default)]
+pub struct Builder {
+    exports: Memo<Raw<crd::ServiceExport>, ExportConversion>,
+    services: Memo<Service, Result<Arc<model::Service>, convert::FieldError>>,
+    endpoint_slices: Memo<EndpointSlice, Result<Arc<model::EndpointSlice>, convert::FieldError>>,
+}
 
-    for ns in sorted(stores.namespaces) {
-        if let Some(name) = &ns.metadata.name {
-            objects.namespaces.insert(name.clone());
+/// What a ServiceExport converts to, with what the gateway observes of it.
+type ExportConversion = Result<ConvertedExport, convert::FieldError>;
+
+#[derive(Clone, Debug)]
+struct ConvertedExport {
+    export: Arc<model::ServiceExport>,
+    warnings: Vec<convert::FieldError>,
+    conditions: Option<Vec<Condition>>,
+}
+
+/// The conversions of the objects one build saw, by the address of each object's `Arc` (held
+/// here, so no other object can have that address while its entry lasts).
+#[derive(Debug)]
+struct Memo<T, C> {
+    last: HashMap<usize, (Arc<T>, C)>,
+    next: HashMap<usize, (Arc<T>, C)>,
+}
+
+impl<T, C> Default for Memo<T, C> {
+    fn default() -> Self {
+        Self {
+            last: HashMap::new(),
+            next: HashMap::new(),
         }
     }
-    for raw in sorted(stores.exports) {
-        uid(&mut observed.uids, "ServiceExport", &raw.metadata);
-        let export = match raw.decode() {
-            Ok(export) => export,
-            Err(e) => {
-                fail(&mut problems, "ServiceExport", &raw.metadata, e);
-                continue;
+}
+
+impl<T, C: Clone> Memo<T, C> {
+    /// `convert(object)`, or what it gave at the last build for this very `Arc`.
+    fn get(&mut self, object: &Arc<T>, convert: impl FnOnce(&T) -> C) -> C {
+        let id = Arc::as_ptr(object) as usize;
+        let converted = match self.last.remove(&id) {
+            Some((_, converted)) => converted,
+            None => convert(object),
+        };
+        self.next.insert(id, (object.clone(), converted.clone()));
+        converted
+    }
+
+    /// Ends a build: the objects it did not see are forgotten.
+    fn finish(&mut self) {
+        self.last = std::mem::take(&mut self.next);
+    }
+}
+
+impl Builder {
+    /// Converts `cluster`'s stores as they are now. Objects being deleted count as gone.
+    pub fn build(&mut self, cluster: &str, stores: &Stores<'_>) -> (ClusterSnapshot, Observed) {
+        let built = self.convert(cluster, stores);
+        self.exports.finish();
+        self.services.finish();
+        self.endpoint_slices.finish();
+        built
+    }
+
+    fn convert(&mut self, cluster: &str, stores: &Stores<'_>) -> (ClusterSnapshot, Observed) {
+        let mut objects = ClusterObjects::default();
+        let mut problems = Vec::new();
+        let mut observed = Observed::default();
+        let uid = |uids: &mut BTreeMap<ObjectRef, String>, kind: &str, meta: &ObjectMeta| {
+            if let Some(u) = &meta.uid {
+                uids.insert(object_ref(kind, meta), u.clone());
             }
         };
-        let export = &export;
-        match convert::service_export(export, ExportGroup::Mcs) {
-            Ok((e, warnings)) => {
-                for w in warnings {
-                    problems.push(Problem::warning(
-                        Some(cluster),
-                        object_ref("ServiceExport", &export.metadata),
-                        Some(&w.field),
-                        w.message,
-                    ));
-                }
-                if let Some(generation) = export.metadata.generation {
-                    observed
-                        .export_generations
-                        .insert(e.key.clone(), generation);
-                }
-                if let Some(status) = &export.status {
-                    observed
-                        .export_conditions
-                        .insert(e.key.clone(), status.conditions.clone());
-                }
-                objects.exports.insert(e.key.clone(), Arc::new(e));
+        let fail =
+            |problems: &mut Vec<Problem>, kind: &str, meta: &ObjectMeta, e: convert::FieldError| {
+                problems.push(Problem::error(
+                    Some(cluster),
+                    object_ref(kind, meta),
+                    Some(&e.field),
+                    e.message,
+                ));
+            };
+
+        for ns in sorted(stores.namespaces) {
+            if let Some(name) = &ns.metadata.name {
+                objects.namespaces.insert(name.clone());
             }
-            Err(e) => fail(&mut problems, "ServiceExport", &export.metadata, e),
         }
-    }
-    // Services and their slices matter only where the same cluster exports them.
-    let exported = |meta: &ObjectMeta, name: Option<&String>| {
-        let namespace = meta
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".to_owned());
-        name.is_some_and(|n| {
-            objects
-                .exports
-                .contains_key(&ServiceKey::new(namespace, n.clone()))
-        })
-    };
-    for svc in sorted(stores.services) {
-        if !exported(&svc.metadata, svc.metadata.name.as_ref()) {
-            continue;
-        }
-        uid(&mut observed.uids, "Service", &svc.metadata);
-        match convert::service(svc) {
-            Ok(s) => {
-                objects.services.insert(s.key.clone(), Arc::new(s));
+        for raw in sorted(stores.exports) {
+            uid(&mut observed.uids, "ServiceExport", &raw.metadata);
+            let converted = self.exports.get(raw, |raw| {
+                let export = raw.decode()?;
+                let (e, warnings) = convert::service_export(&export, ExportGroup::Mcs)?;
+                Ok(ConvertedExport {
+                    export: Arc::new(e),
+                    warnings,
+                    conditions: export.status.map(|s| s.conditions),
+                })
+            });
+            match converted {
+                Ok(ConvertedExport {
+                    export: e,
+                    warnings,
+                    conditions,
+                }) => {
+                    for w in warnings {
+                        problems.push(Problem::warning(
+                            Some(cluster),
+                            object_ref("ServiceExport", &raw.metadata),
+                            Some(&w.field),
+                            w.message,
+                        ));
+                    }
+                    if let Some(generation) = raw.metadata.generation {
+                        observed
+                            .export_generations
+                            .insert(e.key.clone(), generation);
+                    }
+                    if let Some(conditions) = conditions {
+                        observed.export_conditions.insert(e.key.clone(), conditions);
+                    }
+                    objects.exports.insert(e.key.clone(), e);
+                }
+                Err(e) => fail(&mut problems, "ServiceExport", &raw.metadata, e),
             }
-            Err(e) => fail(&mut problems, "Service", &svc.metadata, e),
         }
-    }
-    for slice in sorted(stores.endpoint_slices) {
-        let service = slice
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(convert::LABEL_K8S_SERVICE_NAME));
-        if !exported(&slice.metadata, service) {
-            continue;
+        // Services and their slices matter only where the same cluster exports them.
+        let exported = |meta: &ObjectMeta, name: Option<&String>| {
+            let namespace = meta
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".to_owned());
+            name.is_some_and(|n| {
+                objects
+                    .exports
+                    .contains_key(&ServiceKey::new(namespace, n.clone()))
+            })
+        };
+        for svc in sorted(stores.services) {
+            if !exported(&svc.metadata, svc.metadata.name.as_ref()) {
+                continue;
+            }
+            uid(&mut observed.uids, "Service", &svc.metadata);
+            match self
+                .services
+                .get(svc, |svc| convert::service(svc).map(Arc::new))
+            {
+                Ok(s) => {
+                    objects.services.insert(s.key.clone(), s);
+                }
+                Err(e) => fail(&mut problems, "Service", &svc.metadata, e),
+            }
         }
-        uid(&mut observed.uids, "EndpointSlice", &slice.metadata);
-        match convert::endpoint_slice(slice) {
-            Ok(s) => objects
+        for slice in sorted(stores.endpoint_slices) {
+            let service = slice
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(convert::LABEL_K8S_SERVICE_NAME));
+            if !exported(&slice.metadata, service) {
+                continue;
+            }
+            uid(&mut observed.uids, "EndpointSlice", &slice.metadata);
+            match self
                 .endpoint_slices
-                .entry(s.service.clone())
-                .or_default()
-                .push(Arc::new(s)),
-            Err(e) => fail(&mut problems, "EndpointSlice", &slice.metadata, e),
-        }
-    }
-    for raw in sorted(stores.wan_policies) {
-        uid(&mut observed.uids, "WANPolicy", &raw.metadata);
-        let policy = match raw.decode() {
-            Ok(policy) => policy,
-            Err(e) => {
-                fail(&mut problems, "WANPolicy", &raw.metadata, e);
-                continue;
+                .get(slice, |slice| convert::endpoint_slice(slice).map(Arc::new))
+            {
+                Ok(s) => objects
+                    .endpoint_slices
+                    .entry(s.service.clone())
+                    .or_default()
+                    .push(s),
+                Err(e) => fail(&mut problems, "EndpointSlice", &slice.metadata, e),
             }
-        };
-        match convert::wan_policy(&policy) {
-            Ok(p) => {
-                objects.wan_policies.insert(p.name.clone(), p);
+        }
+        for raw in sorted(stores.wan_policies) {
+            uid(&mut observed.uids, "WANPolicy", &raw.metadata);
+            let policy = match raw.decode() {
+                Ok(policy) => policy,
+                Err(e) => {
+                    fail(&mut problems, "WANPolicy", &raw.metadata, e);
+                    continue;
+                }
+            };
+            match convert::wan_policy(&policy) {
+                Ok(p) => {
+                    objects.wan_policies.insert(p.name.clone(), p);
+                }
+                Err(e) => fail(&mut problems, "WANPolicy", &policy.metadata, e),
             }
-            Err(e) => fail(&mut problems, "WANPolicy", &policy.metadata, e),
         }
-    }
-    for raw in sorted(stores.wan_imports) {
-        uid(&mut observed.uids, "WANImport", &raw.metadata);
-        match raw.decode().and_then(|i| convert::wan_import(&i)) {
-            Ok(i) => {
-                objects.wan_imports.insert(i.key.clone(), i);
+        for raw in sorted(stores.wan_imports) {
+            uid(&mut observed.uids, "WANImport", &raw.metadata);
+            match raw.decode().and_then(|i| convert::wan_import(&i)) {
+                Ok(i) => {
+                    objects.wan_imports.insert(i.key.clone(), i);
+                }
+                Err(e) => fail(&mut problems, "WANImport", &raw.metadata, e),
             }
-            Err(e) => fail(&mut problems, "WANImport", &raw.metadata, e),
         }
-    }
-    for raw in sorted(stores.wan_routes) {
-        uid(&mut observed.uids, "WANRoute", &raw.metadata);
-        if let Some(name) = &raw.metadata.name {
-            let namespace = raw.metadata.namespace.as_deref().unwrap_or("default");
-            let conditions = raw
-                .decode()
-                .ok()
-                .and_then(|r| r.status)
-                .map(|s| s.conditions)
-                .unwrap_or_default();
-            observed.wan_routes.insert(
-                ServiceKey::new(namespace, name.clone()),
-                (raw.metadata.generation, conditions),
-            );
-        }
-        match raw.decode().and_then(|r| convert::wan_route(&r)) {
-            Ok(r) => {
-                objects.wan_routes.insert(r.key.clone(), r);
+        for raw in sorted(stores.wan_routes) {
+            uid(&mut observed.uids, "WANRoute", &raw.metadata);
+            if let Some(name) = &raw.metadata.name {
+                let namespace = raw.metadata.namespace.as_deref().unwrap_or("default");
+                let conditions = raw
+                    .decode()
+                    .ok()
+                    .and_then(|r| r.status)
+                    .map(|s| s.conditions)
+                    .unwrap_or_default();
+                observed.wan_routes.insert(
+                    ServiceKey::new(namespace, name.clone()),
+                    (raw.metadata.generation, conditions),
+                );
             }
-            Err(e) => fail(&mut problems, "WANRoute", &raw.metadata, e),
+            match raw.decode().and_then(|r| convert::wan_route(&r)) {
+                Ok(r) => {
+                    objects.wan_routes.insert(r.key.clone(), r);
+                }
+                Err(e) => fail(&mut problems, "WANRoute", &raw.metadata, e),
+            }
         }
+        let published: Vec<&EndpointSlice> =
+            sorted(stores.published).into_iter().map(|s| &**s).collect();
+        let ingress_ports = super::publish::decode(cluster, &published, &objects, &mut problems);
+        (
+            ClusterSnapshot {
+                objects,
+                problems,
+                ingress_ports,
+            },
+            observed,
+        )
     }
-    let published: Vec<&EndpointSlice> = sorted(stores.published);
-    let ingress_ports = super::publish::decode(cluster, &published, &objects, &mut problems);
-    (
-        ClusterSnapshot {
-            objects,
-            problems,
-            ingress_ports,
-        },
-        observed,
-    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// One build from scratch.
+    fn build(cluster: &str, stores: &Stores<'_>) -> (ClusterSnapshot, Observed) {
+        Builder::default().build(cluster, stores)
+    }
 
     fn parse<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Arc<T> {
         Arc::new(serde_json::from_value(v).unwrap())
@@ -268,6 +350,38 @@ mod tests {
         );
         let keys: Vec<_> = snap.objects.services.keys().cloned().collect();
         assert_eq!(keys, [ServiceKey::new("ns", "a")]);
+    }
+
+    #[test]
+    fn a_build_converts_again_only_the_objects_that_changed() {
+        let service = |name: &str, port: u16| {
+            parse::<Service>(json!({"metadata": {"name": name, "namespace": "ns"},
+                "spec": {"ports": [{"port": port}]}}))
+        };
+        let exports = [export("ns", "a"), export("ns", "b")];
+        let before = [service("a", 80), service("b", 80)];
+        let mut builder = Builder::default();
+        let stores = |services| Stores {
+            services,
+            exports: &exports,
+            ..Default::default()
+        };
+        let (one, _) = builder.build("c", &stores(&before));
+        // The store holds a new object for b, the same for a.
+        let after = [before[0].clone(), service("b", 81)];
+        let (two, observed) = builder.build("c", &stores(&after));
+        let (a, b) = (ServiceKey::new("ns", "a"), ServiceKey::new("ns", "b"));
+        assert!(Arc::ptr_eq(
+            &one.objects.services[&a],
+            &two.objects.services[&a]
+        ));
+        assert!(Arc::ptr_eq(
+            &one.objects.exports[&b],
+            &two.objects.exports[&b]
+        ));
+        assert_eq!(two.objects.services[&b].ports[0].port, 81);
+        // What a build from scratch gives.
+        assert_eq!((two, observed), build("c", &stores(&after)));
     }
 
     #[test]

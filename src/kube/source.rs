@@ -242,6 +242,7 @@ pub async fn watch_cluster(
     let mut not_served: BTreeSet<Resource> = BTreeSet::new();
     let mut due: Option<Instant> = None;
     let mut announced = false;
+    let mut builder = snapshot::Builder::default();
     let mut failing = false;
     let mut probe = tokio::time::interval(PROBE_EVERY);
     probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -337,7 +338,7 @@ pub async fn watch_cluster(
                 );
                 let wi = wan_imports.as_ref().map(reflector::Store::state).unwrap_or_default();
                 let wr = wan_routes.state();
-                let (snapshot, observed) = snapshot::build(
+                let (snapshot, observed) = builder.build(
                     &cluster,
                     &Stores {
                         namespaces: &ns,
