@@ -48,9 +48,29 @@ impl<K: DeserializeOwned> Raw<K> {
     }
 }
 
+/// The annotation `kubectl apply` keeps the whole last applied object in.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Drops from an object's metadata what mcwan never reads and what is most of its size: its
+/// managed fields and `kubectl apply`'s copy of the object. The reflector stores of every
+/// watched cluster hold objects without them.
+pub fn slim(meta: &mut ObjectMeta) {
+    meta.managed_fields = None;
+    if let Some(annotations) = &mut meta.annotations {
+        annotations.remove(LAST_APPLIED);
+    }
+}
+
 impl<'de, K> Deserialize<'de> for Raw<K> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = serde_json::Value::deserialize(deserializer)?;
+        let mut value = serde_json::Value::deserialize(deserializer)?;
+        // The JSON is kept too: slimmed as the metadata is (see [`slim`]).
+        if let Some(meta) = value.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+            meta.remove("managedFields");
+            if let Some(annotations) = meta.get_mut("annotations").and_then(|a| a.as_object_mut()) {
+                annotations.remove(LAST_APPLIED);
+            }
+        }
         // Metadata the API server wrote always decodes; without it the object is unusable.
         let metadata = value
             .get("metadata")
@@ -93,6 +113,27 @@ impl<K: kube::Resource<DynamicType = ()>> kube::Resource for Raw<K> {
 mod tests {
     use super::*;
     use crate::crd;
+
+    #[test]
+    fn managed_fields_and_the_last_applied_copy_are_not_kept() {
+        let raw: Raw<crd::ServiceExport> = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "cart", "namespace": "shop",
+                "annotations": {LAST_APPLIED: "{}", "mcw.l7mp.io/mc-wan-policy": "high"},
+                "managedFields": [{"manager": "kubectl", "operation": "Update"}]},
+            "spec": {},
+        }))
+        .unwrap();
+        let kept = |meta: &ObjectMeta| {
+            assert_eq!(meta.managed_fields, None);
+            let annotations = meta.annotations.clone().unwrap_or_default();
+            assert_eq!(
+                annotations.keys().collect::<Vec<_>>(),
+                ["mcw.l7mp.io/mc-wan-policy"]
+            );
+        };
+        kept(&raw.metadata);
+        kept(&raw.decode().unwrap().metadata);
+    }
 
     #[test]
     fn an_object_that_does_not_fit_its_type_names_the_field() {

@@ -161,7 +161,10 @@ where
 {
     let (store, writer) = reflector::store::<K>();
     let api: Api<K> = Api::all(client.clone());
-    let stream = reflector(writer, watcher(api, config).default_backoff());
+    let watch = watcher(api, config)
+        .default_backoff()
+        .modify(|o| super::raw::slim(o.meta_mut()));
+    let stream = reflector(writer, watch);
     (store, tagged(resource, stream))
 }
 
