@@ -26,6 +26,9 @@ use super::{FIELD_MANAGER, LABEL_MANAGED_BY, LABEL_SLICE_MANAGED_BY, MANAGED_BY}
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// How many API calls are in flight at once.
 pub const CONCURRENCY: usize = 16;
+/// How many writes a round makes before it looks for newer desired writes (and starts again
+/// from those): a change waits for at most this many writes of an earlier one.
+pub const CHUNK: usize = 8 * CONCURRENCY;
 /// First and longest delay before retrying a failed object.
 pub const RETRY_MIN: Duration = Duration::from_millis(250);
 pub const RETRY_MAX: Duration = Duration::from_secs(30);
@@ -79,9 +82,13 @@ pub struct Diff {
 }
 
 /// The difference between `desired` and `applied`, leaving out objects waiting to be retried.
+/// Objects come before statuses; within each, the writes that are new or changed since
+/// `previous` (what the round before was given) come first, so that a change made while a
+/// long round runs (a clusterset's first thousands of writes) does not queue behind it.
 pub fn diff(
     desired: &Writes,
     applied: &HashMap<ObjectId, u64>,
+    previous: Option<&Writes>,
     waiting: impl Fn(&ObjectId) -> bool,
 ) -> Diff {
     let mut out = Diff::default();
@@ -97,7 +104,16 @@ pub fn diff(
             out.delete.push(id.clone());
         }
     }
-    out.apply.sort_by(|a, b| (a.part, a).cmp(&(b.part, b)));
+    let stale = |id: &ObjectId| match (previous, desired.get(id)) {
+        (Some(previous), Some(w)) => previous.get(id).is_some_and(|old| Arc::ptr_eq(old, w)),
+        _ => true,
+    };
+    let mut ordered: Vec<(Part, bool, ObjectId)> = std::mem::take(&mut out.apply)
+        .into_iter()
+        .map(|id| (id.part, stale(&id), id))
+        .collect();
+    ordered.sort();
+    out.apply = ordered.into_iter().map(|(_, _, id)| id).collect();
     out.delete.sort();
     out.forget.sort();
     out
@@ -114,6 +130,8 @@ pub struct Writer {
     client: Client,
     applied: HashMap<ObjectId, u64>,
     retry: HashMap<ObjectId, Retry>,
+    /// What the last round was given.
+    previous: Option<Arc<Writes>>,
     resync_needed: bool,
     next_resync: Instant,
 }
@@ -133,6 +151,7 @@ impl Writer {
             client,
             applied: HashMap::new(),
             retry: HashMap::new(),
+            previous: None,
             resync_needed: true,
             next_resync: Instant::now() + RESYNC_EVERY,
         }
@@ -164,11 +183,14 @@ impl Writer {
             let Some(writes) = desired.borrow_and_update().clone() else {
                 continue;
             };
-            self.round(&writes).await;
+            let newer = || cancel.is_cancelled() || desired.has_changed().unwrap_or(true);
+            self.round(&writes, newer).await;
         }
     }
 
-    async fn round(&mut self, desired: &Writes) {
+    /// Applies the difference between `desired` and what was applied, a chunk at a time; ends
+    /// early when `newer` says there is more recent work (newer desired writes, or none).
+    async fn round(&mut self, desired: &Arc<Writes>, newer: impl Fn() -> bool) {
         let now = Instant::now();
         if now >= self.next_resync {
             self.resync_needed = true;
@@ -177,9 +199,10 @@ impl Writer {
             self.resync(desired).await;
         }
         let now = Instant::now();
-        let plan = diff(desired, &self.applied, |id| {
+        let plan = diff(desired, &self.applied, self.previous.as_deref(), |id| {
             self.retry.get(id).is_some_and(|r| r.at > now)
         });
+        self.previous = Some(desired.clone());
         for id in &plan.forget {
             self.applied.remove(id);
             self.retry.remove(id);
@@ -187,48 +210,66 @@ impl Writer {
         let (objects, statuses): (Vec<&ObjectId>, Vec<&ObjectId>) =
             plan.apply.iter().partition(|id| id.part == Part::Object);
         let mut failed_objects = BTreeSet::new();
-        let mut written = 0usize;
-        for (id, result) in self.apply_all(desired, objects).await {
-            match result {
-                Ok(hash) => {
-                    written += 1;
-                    self.succeeded(&id, Some(hash));
+        let (mut written, mut deleted) = (0usize, 0usize);
+        let interrupted = 'round: {
+            for chunk in objects.chunks(CHUNK) {
+                for (id, result) in self.apply_all(desired, chunk).await {
+                    match result {
+                        Ok(hash) => {
+                            written += 1;
+                            self.succeeded(&id, Some(hash));
+                        }
+                        Err(e) => {
+                            failed_objects.insert(id.clone());
+                            self.failed(&id, &e);
+                        }
+                    }
                 }
-                Err(e) => {
-                    failed_objects.insert(id.clone());
-                    self.failed(&id, &e);
+                if newer() {
+                    break 'round true;
                 }
             }
-        }
-        let statuses: Vec<&ObjectId> = statuses
-            .into_iter()
-            .filter(|id| !failed_objects.contains(&id.with_part(Part::Object)))
-            .collect();
-        for (id, result) in self.apply_all(desired, statuses).await {
-            match result {
-                Ok(hash) => {
-                    written += 1;
-                    self.succeeded(&id, Some(hash));
+            let statuses: Vec<&ObjectId> = statuses
+                .into_iter()
+                .filter(|id| !failed_objects.contains(&id.with_part(Part::Object)))
+                .collect();
+            for chunk in statuses.chunks(CHUNK) {
+                for (id, result) in self.apply_all(desired, chunk).await {
+                    match result {
+                        Ok(hash) => {
+                            written += 1;
+                            self.succeeded(&id, Some(hash));
+                        }
+                        Err(e) => self.failed(&id, &e),
+                    }
                 }
-                Err(e) => self.failed(&id, &e),
-            }
-        }
-        let mut deleted = 0usize;
-        for (id, result) in self.delete_all(&plan.delete).await {
-            match result {
-                Ok(()) => {
-                    deleted += 1;
-                    self.succeeded(&id, None);
-                    self.applied.remove(&id.with_part(Part::Status));
+                if newer() {
+                    break 'round true;
                 }
-                Err(e) => self.failed(&id, &e),
             }
-        }
+            for chunk in plan.delete.chunks(CHUNK) {
+                for (id, result) in self.delete_all(chunk).await {
+                    match result {
+                        Ok(()) => {
+                            deleted += 1;
+                            self.succeeded(&id, None);
+                            self.applied.remove(&id.with_part(Part::Status));
+                        }
+                        Err(e) => self.failed(&id, &e),
+                    }
+                }
+                if newer() {
+                    break 'round true;
+                }
+            }
+            false
+        };
         if written + deleted > 0 {
             info!(
                 written,
                 deleted,
                 retrying = self.retry.len(),
+                interrupted,
                 "kube writes applied"
             );
         }
@@ -268,11 +309,11 @@ impl Writer {
     async fn apply_all(
         &self,
         desired: &Writes,
-        ids: Vec<&ObjectId>,
+        ids: &[&ObjectId],
     ) -> Vec<(ObjectId, Result<u64, WriteError>)> {
         let owned: Vec<Arc<Write>> = ids
-            .into_iter()
-            .filter_map(|id| desired.get(id).cloned())
+            .iter()
+            .filter_map(|id| desired.get(*id).cloned())
             .collect();
         futures::stream::iter(owned)
             .map(|w| {
@@ -425,7 +466,7 @@ mod tests {
         let a = write(Kind::EndpointSlice, Part::Object, "a", 1);
         let b = write(Kind::EndpointSlice, Part::Object, "b", 1);
         let applied = HashMap::from([(a.id.clone(), a.hash), (b.id.clone(), 0)]);
-        let d = diff(&writes(vec![a, b.clone()]), &applied, |_| false);
+        let d = diff(&writes(vec![a, b.clone()]), &applied, None, |_| false);
         assert_eq!(d.apply, vec![b.id]);
         assert!(d.delete.is_empty());
     }
@@ -440,7 +481,7 @@ mod tests {
             (st.id.clone(), st.hash),
             (ex.id.clone(), ex.hash),
         ]);
-        let d = diff(&Writes::new(), &applied, |_| false);
+        let d = diff(&Writes::new(), &applied, None, |_| false);
         assert_eq!(d.delete, vec![si.id]);
         assert_eq!(d.forget.len(), 2);
     }
@@ -454,8 +495,30 @@ mod tests {
         let d = diff(
             &writes(vec![st.clone(), si.clone(), late]),
             &HashMap::new(),
+            None,
             |id| *id == waiting,
         );
         assert_eq!(d.apply, vec![si.id, st.id]);
+    }
+
+    #[test]
+    fn what_changed_since_the_last_round_comes_first() {
+        let before = writes(
+            ["a", "b", "c"]
+                .iter()
+                .map(|n| write(Kind::ServiceImport, Part::Object, n, 1))
+                .collect(),
+        );
+        // The last round left all three to do; now c changed and d is new.
+        let mut now = before.clone();
+        for w in [
+            write(Kind::ServiceImport, Part::Object, "c", 2),
+            write(Kind::ServiceImport, Part::Object, "d", 1),
+        ] {
+            now.insert(w.id.clone(), Arc::new(w));
+        }
+        let d = diff(&now, &HashMap::new(), Some(&before), |_| false);
+        let names: Vec<&str> = d.apply.iter().map(|id| id.name.as_str()).collect();
+        assert_eq!(names, ["c", "d", "a", "b"]);
     }
 }
