@@ -94,7 +94,7 @@ impl fmt::Display for ObjectId {
 }
 
 /// One server-side apply: the object and the body, with the hash the writer compares.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Write {
     pub id: ObjectId,
     pub body: Value,

@@ -82,13 +82,13 @@ pub struct Diff {
 }
 
 /// The difference between `desired` and `applied`, leaving out objects waiting to be retried.
-/// Objects come before statuses; within each, the writes that are new or changed since
-/// `previous` (what the round before was given) come first, so that a change made while a
-/// long round runs (a clusterset's first thousands of writes) does not queue behind it.
+/// Objects come before statuses; within each, the most recently changed writes first (by the
+/// round that `changed` says each last changed in), so that a change made while a long round
+/// runs (a clusterset's first thousands of writes) does not queue behind it.
 pub fn diff(
     desired: &Writes,
     applied: &HashMap<ObjectId, u64>,
-    previous: Option<&Writes>,
+    changed: &HashMap<ObjectId, u64>,
     waiting: impl Fn(&ObjectId) -> bool,
 ) -> Diff {
     let mut out = Diff::default();
@@ -104,19 +104,34 @@ pub fn diff(
             out.delete.push(id.clone());
         }
     }
-    let stale = |id: &ObjectId| match (previous, desired.get(id)) {
-        (Some(previous), Some(w)) => previous.get(id).is_some_and(|old| Arc::ptr_eq(old, w)),
-        _ => true,
-    };
-    let mut ordered: Vec<(Part, bool, ObjectId)> = std::mem::take(&mut out.apply)
+    let mut ordered: Vec<(Part, std::cmp::Reverse<u64>, ObjectId)> = std::mem::take(&mut out.apply)
         .into_iter()
-        .map(|id| (id.part, stale(&id), id))
+        .map(|id| {
+            let round = changed.get(&id).copied().unwrap_or(0);
+            (id.part, std::cmp::Reverse(round), id)
+        })
         .collect();
     ordered.sort();
     out.apply = ordered.into_iter().map(|(_, _, id)| id).collect();
     out.delete.sort();
     out.forget.sort();
     out
+}
+
+/// Notes in `changed` the writes of `desired` that differ from `previous`'s (all of them when
+/// there is none) as changed in `round`, and forgets the writes no longer desired.
+fn mark_changed(
+    changed: &mut HashMap<ObjectId, u64>,
+    desired: &Writes,
+    previous: Option<&Writes>,
+    round: u64,
+) {
+    let mut differ = std::collections::BTreeSet::new();
+    crate::desired::differing(previous.unwrap_or(&Writes::new()), desired, &mut differ);
+    for id in differ.into_iter().filter(|id| desired.contains_key(id)) {
+        changed.insert(id, round);
+    }
+    changed.retain(|id, _| desired.contains_key(id));
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -130,8 +145,11 @@ pub struct Writer {
     client: Client,
     applied: HashMap<ObjectId, u64>,
     retry: HashMap<ObjectId, Retry>,
-    /// What the last round was given.
+    /// What the last round was given, its number, and the round in which each write not yet
+    /// applied last changed.
     previous: Option<Arc<Writes>>,
+    rounds: u64,
+    changed: HashMap<ObjectId, u64>,
     resync_needed: bool,
     next_resync: Instant,
 }
@@ -152,6 +170,8 @@ impl Writer {
             applied: HashMap::new(),
             retry: HashMap::new(),
             previous: None,
+            rounds: 0,
+            changed: HashMap::new(),
             resync_needed: true,
             next_resync: Instant::now() + RESYNC_EVERY,
         }
@@ -199,10 +219,17 @@ impl Writer {
             self.resync(desired).await;
         }
         let now = Instant::now();
-        let plan = diff(desired, &self.applied, self.previous.as_deref(), |id| {
+        self.rounds += 1;
+        mark_changed(
+            &mut self.changed,
+            desired,
+            self.previous.as_deref(),
+            self.rounds,
+        );
+        self.previous = Some(desired.clone());
+        let plan = diff(desired, &self.applied, &self.changed, |id| {
             self.retry.get(id).is_some_and(|r| r.at > now)
         });
-        self.previous = Some(desired.clone());
         for id in &plan.forget {
             self.applied.remove(id);
             self.retry.remove(id);
@@ -277,6 +304,7 @@ impl Writer {
 
     fn succeeded(&mut self, id: &ObjectId, hash: Option<u64>) {
         self.retry.remove(id);
+        self.changed.remove(id);
         match hash {
             Some(h) => self.applied.insert(id.clone(), h),
             None => self.applied.remove(id),
@@ -466,7 +494,12 @@ mod tests {
         let a = write(Kind::EndpointSlice, Part::Object, "a", 1);
         let b = write(Kind::EndpointSlice, Part::Object, "b", 1);
         let applied = HashMap::from([(a.id.clone(), a.hash), (b.id.clone(), 0)]);
-        let d = diff(&writes(vec![a, b.clone()]), &applied, None, |_| false);
+        let d = diff(
+            &writes(vec![a, b.clone()]),
+            &applied,
+            &HashMap::new(),
+            |_| false,
+        );
         assert_eq!(d.apply, vec![b.id]);
         assert!(d.delete.is_empty());
     }
@@ -481,7 +514,7 @@ mod tests {
             (st.id.clone(), st.hash),
             (ex.id.clone(), ex.hash),
         ]);
-        let d = diff(&Writes::new(), &applied, None, |_| false);
+        let d = diff(&Writes::new(), &applied, &HashMap::new(), |_| false);
         assert_eq!(d.delete, vec![si.id]);
         assert_eq!(d.forget.len(), 2);
     }
@@ -495,30 +528,35 @@ mod tests {
         let d = diff(
             &writes(vec![st.clone(), si.clone(), late]),
             &HashMap::new(),
-            None,
+            &HashMap::new(),
             |id| *id == waiting,
         );
         assert_eq!(d.apply, vec![si.id, st.id]);
     }
 
     #[test]
-    fn what_changed_since_the_last_round_comes_first() {
+    fn the_most_recently_changed_writes_come_first() {
         let before = writes(
             ["a", "b", "c"]
                 .iter()
                 .map(|n| write(Kind::ServiceImport, Part::Object, n, 1))
                 .collect(),
         );
-        // The last round left all three to do; now c changed and d is new.
+        let mut changed = HashMap::new();
+        mark_changed(&mut changed, &before, None, 1);
+        // None of the three applied yet; now c changes, d is new and b goes.
         let mut now = before.clone();
+        now.remove(&write(Kind::ServiceImport, Part::Object, "b", 1).id);
         for w in [
             write(Kind::ServiceImport, Part::Object, "c", 2),
             write(Kind::ServiceImport, Part::Object, "d", 1),
         ] {
             now.insert(w.id.clone(), Arc::new(w));
         }
-        let d = diff(&now, &HashMap::new(), Some(&before), |_| false);
+        mark_changed(&mut changed, &now, Some(&before), 2);
+        assert_eq!(changed.len(), 3, "{changed:?}");
+        let d = diff(&now, &HashMap::new(), &changed, |_| false);
         let names: Vec<&str> = d.apply.iter().map(|id| id.name.as_str()).collect();
-        assert_eq!(names, ["c", "d", "a", "b"]);
+        assert_eq!(names, ["c", "d", "a"]);
     }
 }
