@@ -240,18 +240,9 @@ impl Writer {
         let (mut written, mut deleted) = (0usize, 0usize);
         let interrupted = 'round: {
             for chunk in objects.chunks(CHUNK) {
-                for (id, result) in self.apply_all(desired, chunk).await {
-                    match result {
-                        Ok(hash) => {
-                            written += 1;
-                            self.succeeded(&id, Some(hash));
-                        }
-                        Err(e) => {
-                            failed_objects.insert(id.clone());
-                            self.failed(&id, &e);
-                        }
-                    }
-                }
+                let (applied, failed) = self.apply_chunk(desired, chunk).await;
+                written += applied;
+                failed_objects.extend(failed);
                 if newer() {
                     break 'round true;
                 }
@@ -261,15 +252,7 @@ impl Writer {
                 .filter(|id| !failed_objects.contains(&id.with_part(Part::Object)))
                 .collect();
             for chunk in statuses.chunks(CHUNK) {
-                for (id, result) in self.apply_all(desired, chunk).await {
-                    match result {
-                        Ok(hash) => {
-                            written += 1;
-                            self.succeeded(&id, Some(hash));
-                        }
-                        Err(e) => self.failed(&id, &e),
-                    }
-                }
+                written += self.apply_chunk(desired, chunk).await.0;
                 if newer() {
                     break 'round true;
                 }
@@ -300,6 +283,26 @@ impl Writer {
                 "kube writes applied"
             );
         }
+    }
+
+    /// Applies `ids` and records each outcome; gives how many were applied, and the ids that
+    /// failed.
+    async fn apply_chunk(&mut self, desired: &Writes, ids: &[&ObjectId]) -> (usize, Vec<ObjectId>) {
+        let mut applied = 0;
+        let mut failed = Vec::new();
+        for (id, result) in self.apply_all(desired, ids).await {
+            match result {
+                Ok(hash) => {
+                    applied += 1;
+                    self.succeeded(&id, Some(hash));
+                }
+                Err(e) => {
+                    self.failed(&id, &e);
+                    failed.push(id);
+                }
+            }
+        }
+        (applied, failed)
     }
 
     fn succeeded(&mut self, id: &ObjectId, hash: Option<u64>) {
