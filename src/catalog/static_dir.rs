@@ -92,7 +92,7 @@ const DEFINED_TWICE: &str = "defined twice";
 
 #[derive(Debug)]
 struct FileState {
-    text: Digest,
+    digest: Digest,
     objects: ClusterObjects,
     problems: Vec<Problem>,
     /// The objects of the last text that loaded without an error.
@@ -411,7 +411,7 @@ impl FileState {
         let digest = Digest::of(&text);
         let mut last = match last {
             // Unchanged: reparsed by no one, copied by no one.
-            Some(last) if last.text == digest => return (last, None),
+            Some(last) if last.digest == digest => return (last, None),
             other => other,
         };
         let before = last
@@ -439,7 +439,7 @@ impl FileState {
         };
         let replaced = (before != objects).then_some(before);
         let state = Self {
-            text: digest,
+            digest,
             objects,
             problems,
             good,
